@@ -1,0 +1,57 @@
+package providers
+
+import (
+	"encoding/base64"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// maxPeekBytes bounds the work done on an unverified token before any provider has
+// accepted it: no identity provider issues a multi-kilobyte iss.
+const maxPeekBytes = 16 << 10
+
+// IsJWT reports whether token has the compact JWS shape: three base64url segments, the
+// first a JSON object. Opaque tokens never have it, so shape alone steers a token away
+// from IdPs that did not issue it.
+func IsJWT(token string) bool {
+	_, ok := jwtPayload(token)
+	return ok
+}
+
+// PeekIssuer returns the unverified iss claim of a JWT-shaped token. It proves nothing:
+// it only tells which jwt provider should verify the token.
+func PeekIssuer(token string) (string, bool) {
+	payload, ok := jwtPayload(token)
+	if !ok {
+		return "", false
+	}
+	iss := gjson.GetBytes(payload, "iss")
+	if iss.Type != gjson.String {
+		return "", false
+	}
+	return iss.Str, true
+}
+
+func jwtPayload(token string) ([]byte, bool) {
+	if len(token) > maxPeekBytes {
+		return nil, false
+	}
+	h, rest, ok := strings.Cut(token, ".")
+	if !ok {
+		return nil, false
+	}
+	p, sig, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(sig, ".") || h == "" || p == "" {
+		return nil, false
+	}
+	header, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil || !gjson.ValidBytes(header) || !gjson.ParseBytes(header).IsObject() {
+		return nil, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(p)
+	if err != nil || !gjson.ValidBytes(payload) || !gjson.ParseBytes(payload).IsObject() {
+		return nil, false
+	}
+	return payload, true
+}

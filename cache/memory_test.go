@@ -1,0 +1,107 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestMemory(t *testing.T) {
+	ctx := context.Background()
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	k := func(kind Kind, group, id string) Key { return Key{Kind: kind, Group: group, ID: id} }
+
+	t.Run("set get expire", func(t *testing.T) {
+		m := NewMemory(100, clk.Now)
+		m.Set(ctx, k(Identity, "p", "a"), []byte("doc"), time.Minute)
+		if v, ok := m.Get(ctx, k(Identity, "p", "a")); !ok || string(v) != "doc" {
+			t.Fatalf("get = %q, %v", v, ok)
+		}
+		if _, ok := m.Get(ctx, k(Negative, "p", "a")); ok {
+			t.Fatal("kinds must not share entries")
+		}
+		clk.Add(time.Minute)
+		if _, ok := m.Get(ctx, k(Identity, "p", "a")); ok {
+			t.Fatal("entry outlived its ttl")
+		}
+	})
+	t.Run("zero ttl stores nothing", func(t *testing.T) {
+		m := NewMemory(100, clk.Now)
+		m.Set(ctx, k(Identity, "p", "a"), []byte("doc"), 0)
+		if _, ok := m.Get(ctx, k(Identity, "p", "a")); ok {
+			t.Fatal("stored with ttl 0")
+		}
+	})
+	t.Run("bounded and negative kept apart", func(t *testing.T) {
+		m := NewMemory(64, clk.Now)
+		m.Set(ctx, k(Identity, "p", "good"), []byte("doc"), time.Hour)
+		for i := 0; i < 10000; i++ {
+			m.Set(ctx, k(Negative, "p", fmt.Sprint("junk", i)), []byte{0}, time.Hour)
+		}
+		if _, ok := m.Get(ctx, k(Identity, "p", "good")); !ok {
+			t.Fatal("a flood of negative entries evicted a good identity")
+		}
+		if n := m.Len(Negative); n > 64+shardCount {
+			t.Fatalf("negative kind holds %d entries, bound is 64", n)
+		}
+		for i := 0; i < 1000; i++ {
+			m.Set(ctx, k(Identity, "p", fmt.Sprint("id", i)), []byte{0}, time.Hour)
+		}
+		if n := m.Len(Identity); n > 64+shardCount {
+			t.Fatalf("identity kind holds %d entries, bound is 64", n)
+		}
+	})
+	t.Run("purge by group prefix", func(t *testing.T) {
+		m := NewMemory(100, clk.Now)
+		m.Set(ctx, k(Identity, "a/1", "x"), []byte{1}, time.Hour)
+		m.Set(ctx, k(Identity, "a/1", "y"), []byte{1}, time.Hour)
+		m.Set(ctx, k(Identity, "b/1", "x"), []byte{1}, time.Hour)
+		if n := m.Purge(ctx, Identity, "a/"); n != 2 {
+			t.Fatalf("purged %d, want 2", n)
+		}
+		if _, ok := m.Get(ctx, k(Identity, "b/1", "x")); !ok {
+			t.Fatal("purge dropped another group")
+		}
+		m.Purge(ctx, Identity, "")
+		if m.Len(Identity) != 0 {
+			t.Fatal("purge all left entries")
+		}
+	})
+	t.Run("delete", func(t *testing.T) {
+		m := NewMemory(100, clk.Now)
+		m.Set(ctx, k(Token, "", "u"), []byte{1}, time.Hour)
+		m.Delete(ctx, k(Token, "", "u"))
+		if _, ok := m.Get(ctx, k(Token, "", "u")); ok {
+			t.Fatal("delete left the entry")
+		}
+	})
+}
+
+func BenchmarkMemoryGet(b *testing.B) {
+	ctx := context.Background()
+	m := NewMemory(100000, nil)
+	key := Key{Kind: Identity, Group: "corp-jwt/abcd", ID: "0123456789abcdef0123456789abcdef"}
+	m.Set(ctx, key, []byte(`{"email":"a@example.com"}`), time.Hour)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, ok := m.Get(ctx, key); !ok {
+				b.Fatal("miss")
+			}
+		}
+	})
+}

@@ -1,0 +1,226 @@
+package providers
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/idbridge/idbridge/cache"
+)
+
+// Outcomes reported to an Observer, one per provider consulted.
+const (
+	OutcomeAccepted    = "accepted"
+	OutcomeNotMine     = "not_mine"
+	OutcomeInvalid     = "invalid"
+	OutcomeUnavailable = "unavailable"
+	OutcomeDenied      = "denied"
+)
+
+// Observer receives what the chain does, for metrics. Implementations must be cheap and
+// safe for concurrent use.
+type Observer interface {
+	ProviderOutcome(provider, outcome string, d time.Duration)
+	CacheResult(kind cache.Kind, hit bool)
+}
+
+// Result is the chain's answer for an accepted token.
+type Result struct {
+	Identity
+	// Instance is the provider that accepted the token.
+	Instance *Instance
+	// Cached reports an answer served from the identity cache.
+	Cached bool
+}
+
+// Chain tries providers in order, as the contract's "The chain" says: the first
+// acceptance wins; a final provider's invalid verdict ends the search; otherwise any
+// unavailable provider makes the answer unavailable, and else the token is invalid.
+type Chain struct {
+	instances []*Instance
+	groups    []string
+	cache     cache.Cache
+	now       func() time.Time
+	observer  Observer
+	flight    singleflight.Group
+}
+
+// NewChain builds a chain over instances. c may be nil (no caching); now may be nil.
+func NewChain(instances []*Instance, c cache.Cache, now func() time.Time, obs Observer) *Chain {
+	if now == nil {
+		now = time.Now
+	}
+	ch := &Chain{instances: instances, cache: c, now: now, observer: obs}
+	for _, in := range instances {
+		// The fingerprint is part of the group so that a reload that changes a provider
+		// starts it with a fresh cache, while an unchanged provider keeps its entries.
+		ch.groups = append(ch.groups, in.Name+"/"+in.Fingerprint)
+	}
+	return ch
+}
+
+// Instances returns the providers in chain order.
+func (ch *Chain) Instances() []*Instance { return ch.instances }
+
+// TokenSum is the SHA-256 of a token: the only form in which a token is ever a key.
+func TokenSum(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+
+// Resolve runs the chain for token. sum must be TokenSum(token); callers compute it once
+// per request because it also names the request in logs.
+func (ch *Chain) Resolve(ctx context.Context, token string, sum [32]byte) (Result, error) {
+	id := string(sum[:])
+	var unavailable, invalid error
+	for i, in := range ch.instances {
+		group := ch.groups[i]
+		if in.CacheTTL > 0 && ch.cache != nil {
+			doc, ok := ch.cache.Get(ctx, cache.Key{Kind: cache.Identity, Group: group, ID: id})
+			ch.observeCache(cache.Identity, ok)
+			if ok {
+				res, err := ch.accept(in, Identity{Provider: in.Name, Document: doc}, true)
+				ch.observe(in.Name, outcomeOf(err), 0)
+				return res, err
+			}
+		}
+		if in.NegativeTTL > 0 && ch.cache != nil {
+			_, ok := ch.cache.Get(ctx, cache.Key{Kind: cache.Negative, Group: group, ID: id})
+			ch.observeCache(cache.Negative, ok)
+			if ok {
+				err := fmt.Errorf("%s: %w (remembered)", in.Name, ErrInvalidToken)
+				ch.observe(in.Name, OutcomeInvalid, 0)
+				if in.Final {
+					return Result{}, err
+				}
+				invalid = err
+				continue
+			}
+		}
+
+		start := ch.now()
+		v, err, _ := ch.flight.Do(strconv.Itoa(i)+"\x00"+id, func() (any, error) {
+			return ch.authenticate(ctx, in, group, id, token)
+		})
+		if err == nil {
+			res, err := ch.accept(in, v.(Identity), false)
+			ch.observe(in.Name, outcomeOf(err), ch.now().Sub(start))
+			return res, err
+		}
+		ch.observe(in.Name, outcomeOf(err), ch.now().Sub(start))
+		switch {
+		case errors.Is(err, ErrNotMine):
+		case errors.Is(err, ErrUnavailable):
+			unavailable = err
+		case errors.Is(err, ErrAccessDenied):
+			return Result{}, err
+		case errors.Is(err, ErrInvalidToken):
+			if in.Final {
+				return Result{}, err
+			}
+			invalid = err
+		default:
+			// An error that names no sentinel is a bug or an unforeseen failure; treating
+			// it as unavailable keeps it from ever being read as acceptance or as the
+			// user's fault.
+			unavailable = fmt.Errorf("%s: %w: %w", in.Name, ErrUnavailable, err)
+		}
+	}
+	if unavailable != nil {
+		return Result{}, unavailable
+	}
+	if invalid != nil {
+		return Result{}, invalid
+	}
+	return Result{}, fmt.Errorf("no provider accepted the token: %w", ErrInvalidToken)
+}
+
+// authenticate asks the provider, runs the enrichment steps and caches the outcome. The
+// document is cached before any policy check, so that the check runs on every hit.
+func (ch *Chain) authenticate(ctx context.Context, in *Instance, group, id, token string) (any, error) {
+	ident, err := in.Provider.Authenticate(ctx, token)
+	if err != nil {
+		if in.NegativeTTL > 0 && ch.cache != nil && errors.Is(err, ErrInvalidToken) {
+			ch.cache.Set(ctx, cache.Key{Kind: cache.Negative, Group: group, ID: id}, []byte{1}, in.NegativeTTL)
+		}
+		return nil, err
+	}
+	ident.Provider = in.Name
+	ttl := in.CacheTTL
+	for _, e := range in.Enrichers {
+		doc, err := e.Enrich(ctx, token, ident.Document)
+		if err != nil {
+			return nil, err
+		}
+		ident.Document = doc
+		if t := e.TTL(); t > 0 && t < ttl {
+			ttl = t
+		}
+	}
+	if !ident.Expires.IsZero() {
+		if left := ident.Expires.Sub(ch.now()); left < ttl {
+			ttl = left
+		}
+	}
+	if ttl > 0 && ch.cache != nil {
+		ch.cache.Set(ctx, cache.Key{Kind: cache.Identity, Group: group, ID: id}, ident.Document, ttl)
+	}
+	return ident, nil
+}
+
+func (ch *Chain) accept(in *Instance, ident Identity, cached bool) (Result, error) {
+	if p, ok := in.Provider.(Policy); ok {
+		if err := p.CheckPolicy(ident.Document, ch.now()); err != nil {
+			return Result{}, fmt.Errorf("%s: %w", in.Name, err)
+		}
+	}
+	return Result{Identity: ident, Instance: in, Cached: cached}, nil
+}
+
+// Purge drops cached identities and failed lookups of one provider, or of all ("").
+func (ch *Chain) Purge(ctx context.Context, provider string) int {
+	if ch.cache == nil {
+		return 0
+	}
+	prefix := ""
+	if provider != "" {
+		prefix = provider + "/"
+	}
+	n := 0
+	for _, k := range []cache.Kind{cache.Identity, cache.Negative, cache.Lookup} {
+		if m := ch.cache.Purge(ctx, k, prefix); m > 0 {
+			n += m
+		}
+	}
+	return n
+}
+
+func (ch *Chain) observe(provider, outcome string, d time.Duration) {
+	if ch.observer != nil {
+		ch.observer.ProviderOutcome(provider, outcome, d)
+	}
+}
+
+func (ch *Chain) observeCache(k cache.Kind, hit bool) {
+	if ch.observer != nil {
+		ch.observer.CacheResult(k, hit)
+	}
+}
+
+func outcomeOf(err error) string {
+	switch {
+	case err == nil:
+		return OutcomeAccepted
+	case errors.Is(err, ErrNotMine):
+		return OutcomeNotMine
+	case errors.Is(err, ErrUnavailable):
+		return OutcomeUnavailable
+	case errors.Is(err, ErrAccessDenied), errors.Is(err, ErrInsufficientScope):
+		return OutcomeDenied
+	case errors.Is(err, ErrInvalidToken):
+		return OutcomeInvalid
+	}
+	return OutcomeUnavailable
+}

@@ -145,6 +145,10 @@ type Deps struct {
 	Directories Directories
 	// File is the config file's path, for error positions.
 	File string
+	// ValidateOnly asks a factory to check its section and return without touching the
+	// network or starting goroutines (`idbridge check`). The Instance it returns is not
+	// used.
+	ValidateOnly bool
 }
 
 // Directories resolves a directory name to the pool a provider or lookup uses. It is an

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/providers"
+	"github.com/idbridge/idbridge/server"
+)
+
+// loadConfig loads and fully validates a config file, providers included. It prints
+// every error to stderr as FILE:LINE: key.path: message.
+func loadConfig(path string, stderr io.Writer) (*configs.Config, bool) {
+	if path == "" {
+		fmt.Fprintln(stderr, "idbridge: --config FILE is required (or set IDBRIDGE_CONFIG)")
+		return nil, false
+	}
+	cfg, errs := configs.Load(path)
+	if cfg != nil && len(errs.Fatal()) == 0 {
+		_, perrs := buildRuntime(cfg, slog.New(slog.DiscardHandler), nil, true)
+		errs = append(errs, perrs...)
+	}
+	for _, e := range errs {
+		fmt.Fprintln(stderr, e.Error())
+	}
+	return cfg, len(errs.Fatal()) == 0
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("check", stderr)
+	path := configFlag(fs)
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	if _, ok := loadConfig(*path, stderr); !ok {
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return exitOK
+}
+
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("serve", stderr)
+	path := configFlag(fs)
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return exitUsage
+	}
+	logger := newLogger(cfg.Log, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, *path, cfg, logger, nil); err != nil {
+		logger.Error("idbridge stopped", "error", err)
+		return exitRuntime
+	}
+	return exitOK
+}
+
+// serve runs the bridge for cfg until ctx is done; SIGHUP reloads path. ready, when not
+// nil, receives the bound addresses once listening.
+func serve(ctx context.Context, path string, cfg *configs.Config, logger *slog.Logger, ready func(main, admin string)) error {
+	b, errs := buildRuntime(cfg, logger, nil, false)
+	if len(errs.Fatal()) > 0 {
+		return errs.Fatal()
+	}
+	srv, err := server.New(b.rt, server.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	mainLn, adminLn, err := srv.Listen()
+	if err != nil {
+		b.rt.Close()
+		return err
+	}
+	adminAddr := ""
+	if adminLn != nil {
+		adminAddr = adminLn.Addr().String()
+	}
+	logger.Info("idbridge serving", "version", version, "listen", mainLn.Addr().String(), "admin_listen", adminAddr, "providers", len(b.instances))
+	if ready != nil {
+		ready(mainLn.Addr().String(), adminAddr)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reload(path, logger, srv, b.cache)
+			}
+		}
+	}()
+	err = srv.Serve(ctx, mainLn, adminLn)
+	srv.Current().Close()
+	return err
+}
+
+// reload re-reads the config; a valid one replaces the running one atomically, an
+// invalid one is logged with every error and the old one keeps serving.
+func reload(path string, logger *slog.Logger, srv *server.Server, shared interface{ Close() error }) {
+	cfg, errs := configs.Load(path)
+	if cfg == nil || len(errs.Fatal()) > 0 {
+		logReloadErrors(logger, errs)
+		return
+	}
+	b, errs := buildRuntime(cfg, logger, nil, false)
+	if len(errs.Fatal()) > 0 {
+		logReloadErrors(logger, errs)
+		return
+	}
+	if err := srv.Swap(b.rt); err != nil {
+		b.rt.Close()
+		logger.Error("config reload refused", "error", err)
+		return
+	}
+	if err := srv.ReloadTLS(); err != nil {
+		logger.Error("TLS certificate reload failed; the previous certificate keeps serving", "error", err)
+	}
+	logger.Info("config reloaded", "providers", len(b.instances))
+}
+
+func logReloadErrors(logger *slog.Logger, errs configs.Errors) {
+	msgs := make([]string, 0, len(errs))
+	for _, e := range errs.Fatal() {
+		msgs = append(msgs, e.Error())
+	}
+	logger.Error("config reload refused; the previous config keeps serving", "errors", msgs)
+}
+
+func cmdMap(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("map", stderr)
+	path := configFlag(fs)
+	provider := fs.String("provider", "", "apply this provider's mapping override (default: the top-level mapping)")
+	input := fs.String("input", "", "identity document `FILE` (JSON), or - for standard input")
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	if *input == "" {
+		fmt.Fprintln(stderr, "idbridge map: --input FILE|- is required")
+		return exitUsage
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return exitUsage
+	}
+	doc, err := readInput(*input, os.Stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "idbridge map: %v\n", err)
+		return exitUsage
+	}
+	if !json.Valid(doc) {
+		fmt.Fprintln(stderr, "idbridge map: the input is not valid JSON")
+		return exitUsage
+	}
+	m := &cfg.Mapping
+	where := "mapping"
+	if *provider != "" {
+		var sec *configs.ProviderSection
+		for _, s := range cfg.Providers {
+			if s.Name == *provider {
+				sec = s
+			}
+		}
+		if sec == nil {
+			fmt.Fprintf(stderr, "idbridge map: no provider named %q\n", *provider)
+			return exitUsage
+		}
+		if sec.Mapping != nil {
+			m, where = sec.Mapping, sec.Path+".mapping"
+		}
+	}
+	rules, errs := compileMapping(cfg.File, where, m)
+	if len(errs) > 0 {
+		fmt.Fprintln(stderr, errs.Error())
+		return exitUsage
+	}
+	email, trace, err := rules.Trace(doc)
+	fmt.Fprintf(stdout, "rules: %s\n%s", where, trace.String())
+	if err != nil {
+		fmt.Fprintf(stdout, "result: no email (%v)\n", err)
+		return exitRuntime
+	}
+	fmt.Fprintf(stdout, "email: %s\n", email)
+	return exitOK
+}
+
+func cmdResolve(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("resolve", stderr)
+	path := configFlag(fs)
+	tokenFile := fs.String("token", "", "`FILE` holding the bearer token, or - for standard input")
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	if *tokenFile == "" {
+		fmt.Fprintln(stderr, "idbridge resolve: --token FILE|- is required")
+		return exitUsage
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return exitUsage
+	}
+	raw, err := readInput(*tokenFile, os.Stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "idbridge resolve: %v\n", err)
+		return exitUsage
+	}
+	token := string(trimSpace(raw))
+	logger := newLogger(cfg.Log, stderr)
+	b, errs := buildRuntime(cfg, logger, nil, false)
+	if len(errs.Fatal()) > 0 {
+		fmt.Fprintln(stderr, errs.Fatal().Error())
+		return exitUsage
+	}
+	defer b.rt.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.RequestTimeout)
+	defer cancel()
+	sum := providers.TokenSum(token)
+	fmt.Fprintf(stdout, "token fingerprint: %x\n", sum[:4])
+	res, err := b.rt.Bridge.Chain().Resolve(ctx, token, sum)
+	if err != nil {
+		fmt.Fprintf(stdout, "result: refused (%s)\n", verdict(err))
+		fmt.Fprintf(stdout, "detail: %v\n", err)
+		return exitRuntime
+	}
+	fmt.Fprintf(stdout, "provider: %s (type %s)\n", res.Provider, res.Instance.Type)
+	var pretty any
+	if json.Unmarshal(res.Document, &pretty) == nil {
+		out, _ := json.MarshalIndent(pretty, "", "  ")
+		fmt.Fprintf(stdout, "identity document:\n%s\n", out)
+	}
+	email, trace, err := b.rt.Bridge.RulesFor(res.Instance).Trace(res.Document)
+	fmt.Fprint(stdout, trace.String())
+	if err != nil {
+		fmt.Fprintf(stdout, "result: no email (%v)\n", err)
+		return exitRuntime
+	}
+	fmt.Fprintf(stdout, "email: %s\n", email)
+	return exitOK
+}
+
+func verdict(err error) string {
+	switch {
+	case errors.Is(err, providers.ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, providers.ErrInsufficientScope):
+		return "insufficient scope"
+	case errors.Is(err, providers.ErrAccessDenied):
+		return "access denied"
+	case errors.Is(err, providers.ErrInvalidToken):
+		return "invalid token"
+	}
+	return "error"
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\n' || b[0] == '\r') {
+		b = b[1:]
+	}
+	return b
+}

@@ -1,0 +1,304 @@
+package server
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/idbridge/idbridge/mapping"
+	"github.com/idbridge/idbridge/providers"
+)
+
+// Route names used in logs and metrics (the configured paths may differ).
+const (
+	routeUserDetail = "user_detail"
+	routeExchange   = "token_exchange"
+	routeJWKS       = "jwks"
+)
+
+// prepare builds rt's Gin engine and parses what it needs from the config.
+func (s *Server) prepare(rt *Runtime) error {
+	cfg := rt.Config.Server
+	allowed, err := parseCIDRs(cfg.AllowedClients)
+	if err != nil {
+		return fmt.Errorf("server.allowed_clients: %w", err)
+	}
+	rt.allowed = allowed
+	if cfg.RateLimit.RPS > 0 {
+		rt.limiter = newLimiter(cfg.RateLimit.RPS, cfg.RateLimit.Burst, time.Now)
+	}
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	// Gin trusts every proxy unless told otherwise; nil trusts none, so X-Forwarded-For
+	// is ignored unless the peer is listed.
+	proxies := cfg.TrustedProxies
+	if len(proxies) == 0 {
+		proxies = nil
+	}
+	if err := e.SetTrustedProxies(proxies); err != nil {
+		return fmt.Errorf("server.trusted_proxies: %w", err)
+	}
+	e.Use(s.recovery)
+	e.GET(cfg.UserDetailPath, s.api(rt, routeUserDetail, s.userDetail))
+	if rt.Exchange != nil && cfg.ExchangePath != nil && *cfg.ExchangePath != "" {
+		e.POST(*cfg.ExchangePath, s.api(rt, routeExchange, s.exchange))
+	}
+	if rt.JWKS != nil && rt.Config.Spotnana != nil {
+		e.GET(rt.Config.Spotnana.Assertion.JWKSPath, gin.WrapH(rt.JWKS))
+	}
+	e.NoRoute(func(c *gin.Context) { writeJSONError(c, http.StatusNotFound, "not_found", "no such route") })
+	e.NoMethod(func(c *gin.Context) {
+		writeJSONError(c, http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
+	})
+	rt.engine = e
+	return nil
+}
+
+// request carries what one API request's log line needs.
+type request struct {
+	id       string
+	rt       *Runtime
+	fp       string // token fingerprint: first 8 hex digits of its SHA-256
+	provider string
+	reason   error
+	cached   bool
+}
+
+// api wraps an API handler with what every API request gets: a request id, the
+// deadline, the client checks, and one log line.
+func (s *Server) api(rt *Runtime, route string, h func(*gin.Context, *request)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		req := request{rt: rt, id: cleanRequestID(c.GetHeader("X-Request-Id"))}
+		if req.id == "" {
+			req.id = newRequestID()
+		}
+		c.Header("X-Request-Id", req.id)
+		c.Header("Cache-Control", "no-store")
+		ctx, cancel := context.WithTimeout(c.Request.Context(), rt.Config.Server.RequestTimeout)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+
+		switch {
+		case route == routeUserDetail && !clientAllowed(rt.allowed, c.ClientIP()):
+			writeJSONError(c, http.StatusForbidden, "access_denied", "")
+			req.reason = errors.New("client address not in allowed_clients")
+		case rt.limiter != nil && !rt.limiter.allow(c.ClientIP()):
+			c.Header("Retry-After", strconv.Itoa(rt.limiter.retryAfter()))
+			writeJSONError(c, http.StatusTooManyRequests, "rate_limited", "too many requests")
+		default:
+			h(c, &req)
+		}
+
+		d := time.Since(start)
+		status := c.Writer.Status()
+		if s.opts.Observer != nil {
+			s.opts.Observer.Request(route, status, d)
+		}
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelWarn
+		}
+		if !s.log.Enabled(ctx, level) {
+			return
+		}
+		attrs := make([]slog.Attr, 0, 8)
+		attrs = append(attrs,
+			slog.String("request_id", req.id),
+			slog.String("route", route),
+			slog.Int("status", status),
+			slog.Duration("latency", d),
+			slog.String("client", c.ClientIP()),
+		)
+		if req.fp != "" {
+			attrs = append(attrs, slog.String("token_fp", req.fp))
+		}
+		if req.provider != "" {
+			attrs = append(attrs, slog.String("provider", req.provider), slog.Bool("cached", req.cached))
+		}
+		if req.reason != nil {
+			attrs = append(attrs, slog.String("reason", req.reason.Error()))
+		}
+		s.log.LogAttrs(context.Background(), level, "request", attrs...)
+	}
+}
+
+func clientAllowed(allowed []*net.IPNet, addr string) bool {
+	if len(allowed) == 0 {
+		return true
+	}
+	ip := net.ParseIP(addr)
+	if ip == nil {
+		return false
+	}
+	for _, n := range allowed {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// authenticate parses the bearer token and resolves it: from the exchange pin when one
+// holds it, else through the chain and mapping.
+func (s *Server) authenticate(c *gin.Context, req *request) (*Resolution, string, [32]byte, bool) {
+	token, err := ParseBearer(c.Request.Header.Values("Authorization"))
+	if err != nil {
+		s.fail(c, req, err)
+		return nil, "", [32]byte{}, false
+	}
+	sum := providers.TokenSum(token)
+	req.fp = hex.EncodeToString(sum[:4])
+	res, ok := s.pins.Get(sum)
+	if !ok {
+		res, err = req.rt.Bridge.Resolve(c.Request.Context(), token, sum)
+		if err != nil {
+			s.fail(c, req, err)
+			return nil, "", sum, false
+		}
+	}
+	req.provider = res.Provider
+	req.cached = res.Cached
+	return res, token, sum, true
+}
+
+func (s *Server) userDetail(c *gin.Context, req *request) {
+	res, _, _, ok := s.authenticate(c, req)
+	if !ok {
+		return
+	}
+	c.Data(http.StatusOK, "application/json", res.Body)
+}
+
+func (s *Server) exchange(c *gin.Context, req *request) {
+	res, token, sum, ok := s.authenticate(c, req)
+	if !ok {
+		return
+	}
+	// Spotnana calls user-detail back while this exchange is in flight; the pin answers
+	// it from the identity validated here, whatever the cache settings.
+	release := s.pins.Pin(sum, res)
+	body, err := req.rt.Exchange(c.Request.Context(), res, token)
+	release()
+	if err != nil {
+		s.fail(c, req, err)
+		s.observeExchange(err)
+		return
+	}
+	s.observeExchange(nil)
+	c.Data(http.StatusOK, "application/json", body)
+}
+
+func (s *Server) observeExchange(err error) {
+	if s.opts.Observer != nil {
+		s.opts.Observer.Exchange(exchangeOutcome(err))
+	}
+}
+
+// Fixed error descriptions: details go to the log with the request id, never to the
+// caller.
+const (
+	descInvalid      = "the access token is invalid"
+	descExpired      = "the access token has expired"
+	descScope        = "the access token lacks a required scope"
+	descNoEmail      = "no email address could be found for this user"
+	descDomain       = "the user's email domain is not allowed"
+	descDenied       = "the user is not allowed"
+	descUnavailable  = "the identity backend is unavailable"
+	descMalformed    = "malformed Authorization header"
+	descNotForClient = "this token's client may not be exchanged"
+)
+
+// retryAfterSeconds is what 503 answers suggest; short, since most outages are blips.
+const retryAfterSeconds = "5"
+
+// ErrClientNotAllowed refuses an exchange for a token whose client is not listed in
+// spotnana.allowed_token_clients.
+var ErrClientNotAllowed = errors.New("token client not allowed to exchange")
+
+// fail is the one place where errors become HTTP answers.
+func (s *Server) fail(c *gin.Context, req *request, err error) {
+	req.reason = err
+	realm := req.rt.Config.Server.Realm
+	var scopeErr *providers.ScopeError
+	switch {
+	case errors.Is(err, errNoCredentials):
+		c.Header("WWW-Authenticate", `Bearer realm="`+realm+`"`)
+		writeJSONError(c, http.StatusUnauthorized, "unauthorized", "missing bearer token")
+	case errors.Is(err, errMalformed):
+		c.Header("WWW-Authenticate", `Bearer realm="`+realm+`", error="invalid_request", error_description="`+descMalformed+`"`)
+		writeJSONError(c, http.StatusBadRequest, "invalid_request", descMalformed)
+	case errors.As(err, &scopeErr):
+		scope := ""
+		for i, sc := range scopeErr.Required {
+			if i > 0 {
+				scope += " "
+			}
+			scope += sc
+		}
+		c.Header("WWW-Authenticate", `Bearer realm="`+realm+`", error="insufficient_scope", scope="`+scope+`"`)
+		writeJSONError(c, http.StatusForbidden, "insufficient_scope", descScope)
+	case errors.Is(err, ErrClientNotAllowed):
+		writeJSONError(c, http.StatusForbidden, "access_denied", descNotForClient)
+	case errors.Is(err, mapping.ErrDomainNotAllowed):
+		writeJSONError(c, http.StatusForbidden, "access_denied", descDomain)
+	case errors.Is(err, mapping.ErrNoEmail):
+		writeJSONError(c, http.StatusForbidden, "access_denied", descNoEmail)
+	case errors.Is(err, providers.ErrAccessDenied):
+		writeJSONError(c, http.StatusForbidden, "access_denied", descDenied)
+	case errors.Is(err, providers.ErrInvalidToken):
+		desc := descInvalid
+		if errors.Is(err, providers.ErrExpired) {
+			desc = descExpired
+		}
+		c.Header("WWW-Authenticate", `Bearer realm="`+realm+`", error="invalid_token", error_description="`+desc+`"`)
+		writeJSONError(c, http.StatusUnauthorized, "invalid_token", desc)
+	case errors.Is(err, providers.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		c.Header("Retry-After", retryAfterSeconds)
+		writeJSONError(c, http.StatusServiceUnavailable, "temporarily_unavailable", descUnavailable)
+	default:
+		if s.failExchange(c, err) {
+			return
+		}
+		// Reaching here is a bug, never the client's doing; the log has the detail.
+		writeJSONError(c, http.StatusInternalServerError, "server_error", "internal error")
+	}
+}
+
+type errorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+func writeJSONError(c *gin.Context, status int, code, desc string) {
+	b, _ := json.Marshal(errorBody{Error: code, Description: desc})
+	c.Header("Cache-Control", "no-store")
+	c.Data(status, "application/json", append(b, '\n'))
+}
+
+// recovery turns a panic into a 500 without echoing the panic value, which could carry
+// request data.
+func (s *Server) recovery(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic serving request", "type", fmt.Sprintf("%T", v), "route", c.FullPath())
+			if !c.Writer.Written() {
+				writeJSONError(c, http.StatusInternalServerError, "server_error", "internal error")
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}

@@ -18,8 +18,8 @@ import (
 // its key, or of the nearest enclosing key when the key itself is missing.
 type validator struct {
 	file  string
-	lines map[string]int // key path → line, recorded by the decoder
-	root  int            // line of the top-level mapping
+	lines map[string]int  // key path → line, recorded by the decoder
+	root  int             // line of the top-level mapping
 	skip  map[string]bool // paths whose references failed, already reported
 	errs  Errors
 }

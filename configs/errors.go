@@ -1,14 +1,16 @@
 package configs
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 )
 
 // Error is one configuration error, printed as FILE:LINE: key.path: message.
 type Error struct {
 	File string
-	Line int
+	Line int    // 0 when the error is about the file as a whole (it cannot be read)
 	Path string // key path, e.g. providers[0].audiences
 	Msg  string
 	// Warning marks advice that does not make the file invalid.
@@ -18,7 +20,10 @@ type Error struct {
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
-	fmt.Fprintf(&b, ":%d: ", e.Line)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
 	if e.Path != "" {
 		b.WriteString(e.Path)
 		b.WriteString(": ")
@@ -39,4 +44,45 @@ func (es Errors) Error() string {
 		lines[i] = e.Error()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Fatal returns the errors that make the configuration invalid (every non-warning).
+func (es Errors) Fatal() Errors {
+	var out Errors
+	for _, e := range es {
+		if !e.Warning {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Warnings returns the advice that does not make the configuration invalid.
+func (es Errors) Warnings() Errors {
+	var out Errors
+	for _, e := range es {
+		if e.Warning {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Err returns the fatal errors as an error, or nil when there are none. It spares
+// callers the trap of a nil Errors stored in a non-nil error interface.
+func (es Errors) Err() error {
+	if f := es.Fatal(); len(f) > 0 {
+		return f
+	}
+	return nil
+}
+
+// sortErrors puts errors in file order, keeping the order of errors on the same line.
+func sortErrors(es Errors) {
+	slices.SortStableFunc(es, func(a, b *Error) int {
+		if c := cmp.Compare(a.File, b.File); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Line, b.Line)
+	})
 }

@@ -172,7 +172,7 @@ type When struct {
 // Transform is one step: a bare name (trim, lower) or a one-key map
 // ({trim_prefix: "SMTP:"}, {trim_suffix: …}, {replace: {regex: …, with: …}}).
 type Transform struct {
-	Line int
+	Line int    `yaml:"-"`
 	Name string // trim | lower | trim_prefix | trim_suffix | replace
 	Arg  string // trim_prefix/trim_suffix argument, or replace's regex
 	With string // replace's replacement

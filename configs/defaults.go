@@ -1,0 +1,121 @@
+package configs
+
+import "time"
+
+// Defaults, as documented on each field and in the contract's configuration listing.
+const (
+	DefaultListen            = "127.0.0.1:8080"
+	DefaultAdminListen       = "127.0.0.1:9090"
+	DefaultUserDetailPath    = "/v1/user-detail"
+	DefaultExchangePath      = "/v1/token-exchange"
+	DefaultRealm             = "idbridge"
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultRequestTimeout    = 15 * time.Second
+	DefaultShutdownTimeout   = 20 * time.Second
+	DefaultMaxHeaderBytes    = 16384
+	DefaultSubjectTokenType  = "urn:ietf:params:oauth:token-type:access_token"
+	DefaultJWKSPath          = "/.well-known/jwks.json"
+)
+
+// setDefaults fills every key left out (or left zero) with its default. It runs after
+// decoding and before validation, so validation sees the values that will be used.
+func setDefaults(c *Config) {
+	s := &c.Server
+	setStr(&s.Listen, DefaultListen)
+	setStr(&s.AdminListen, DefaultAdminListen)
+	setStr(&s.UserDetailPath, DefaultUserDetailPath)
+	if s.ExchangePath == nil { // an explicit "" disables the route
+		p := DefaultExchangePath
+		s.ExchangePath = &p
+	}
+	setStr(&s.Realm, DefaultRealm)
+	setDur(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDur(&s.RequestTimeout, DefaultRequestTimeout)
+	setDur(&s.ShutdownTimeout, DefaultShutdownTimeout)
+	setInt(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
+
+	setStr(&c.Log.Level, "info")
+	setStr(&c.Log.Format, "json")
+
+	setStr(&c.Cache.Backend, "memory")
+	setInt(&c.Cache.MaxEntries, 100000)
+	setStr(&c.Cache.Redis.Addr, "127.0.0.1:6379")
+	setStr(&c.Cache.Redis.KeyPrefix, "idbridge:")
+
+	for _, d := range c.Directories {
+		if d == nil {
+			continue
+		}
+		setStr(&d.Scope, "sub")
+		setInt(&d.PoolSize, 8)
+		setDur(&d.Timeout, 5*time.Second)
+		setInt(&d.SizeLimit, 2)
+		setDur(&d.TimeLimit, 5*time.Second)
+	}
+
+	for _, p := range c.Providers {
+		if p.Lookup != nil {
+			setLookup(p.Lookup)
+		}
+		if p.Userinfo != nil {
+			setUserinfo(p.Userinfo)
+		}
+	}
+
+	setStr(&c.Response.EmailField, "email")
+
+	if sp := c.Spotnana; sp != nil {
+		setStr(&sp.Mode, "callback")
+		setDur(&sp.Timeout, 10*time.Second)
+		if sp.MaxRetries == nil {
+			n := 3
+			sp.MaxRetries = &n
+		}
+		if sp.TokenCache == nil {
+			t := true
+			sp.TokenCache = &t
+		}
+		a := &sp.Assertion
+		setStr(&a.Audience, "spotnana")
+		setStr(&a.SubjectPath, "sub")
+		setStr(&a.SubjectTokenType, DefaultSubjectTokenType)
+		setDur(&a.TTL, 5*time.Minute)
+		setDur(&a.PublishAhead, 10*time.Minute)
+		setStr(&a.JWKSPath, DefaultJWKSPath)
+	}
+}
+
+func setLookup(l *Lookup) {
+	setStr(&l.Into, "directory")
+	if l.Required == nil {
+		t := true
+		l.Required = &t
+	}
+	setDur(&l.CacheTTL, 5*time.Minute)
+}
+
+func setUserinfo(u *Userinfo) {
+	setStr(&u.Into, "userinfo")
+	if u.WhenMissing == nil { // an explicit "" means: always call
+		e := "email"
+		u.WhenMissing = &e
+	}
+}
+
+func setStr(p *string, v string) {
+	if *p == "" {
+		*p = v
+	}
+}
+
+func setInt(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func setDur(p *time.Duration, v time.Duration) {
+	if *p == 0 {
+		*p = v
+	}
+}

@@ -1,0 +1,179 @@
+package configs
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// secretKeys are the keys whose values are secrets: only they may take ${file:}, and
+// their values never appear in an error message. They are secret wherever they appear,
+// including inside a provider's own section.
+var secretKeys = map[string]bool{
+	"password":         true,
+	"bind_password":    true,
+	"client_secret":    true,
+	"client_key_file":  true,
+	"private_key_file": true,
+	"encryption_key":   true,
+}
+
+func isSecretKey(key string) bool { return secretKeys[key] }
+
+// resolver replaces ${env:NAME} and ${file:PATH} references in the node tree, in place,
+// before anything is decoded, so that provider sections reach their packages resolved.
+type resolver struct {
+	file      string
+	dir       string // base of relative ${file:} paths
+	lookupEnv func(string) (string, bool)
+	readFile  func(string) ([]byte, error)
+	errs      Errors
+	// failed holds the paths whose references could not be resolved: validation stays
+	// quiet about them rather than complain about the unresolved text.
+	failed map[string]bool
+}
+
+func (r *resolver) errorf(line int, path, format string, args ...any) {
+	r.errs = append(r.errs, &Error{File: r.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// walk resolves every string scalar below n. Aliases are not followed: the node they
+// point to is resolved where its anchor is.
+func (r *resolver) walk(path, key string, n *yaml.Node, depth int) {
+	if n == nil || depth > 10*maxDepth {
+		return
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			r.walk(path, key, c, depth+1)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			r.walk(joinPath(path, k.Value), k.Value, n.Content[i+1], depth+1)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			r.walk(fmt.Sprintf("%s[%d]", path, i), "", c, depth+1)
+		}
+	case yaml.ScalarNode:
+		if n.ShortTag() != "!!str" || !strings.Contains(n.Value, "${") {
+			return
+		}
+		secret := isSecretKey(key)
+		v, ok := r.expand(path, n.Line, n.Value, secret)
+		if !ok {
+			if r.failed == nil {
+				r.failed = map[string]bool{}
+			}
+			r.failed[path] = true
+			return
+		}
+		n.Value = v
+		// A plain value is typed again from its new text (max_entries: ${env:N} is an
+		// integer); a quoted one, or a secret, stays a string.
+		if secret || n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+			n.Tag = "!!str"
+		} else {
+			n.Tag = ""
+		}
+	}
+}
+
+// expand replaces the references in s. Replacement is not recursive: the text a
+// reference brings in is never scanned again. It reports false after an error.
+func (r *resolver) expand(path string, line int, s string, secret bool) (string, bool) {
+	var b strings.Builder
+	ok := true
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			break
+		}
+		if i > 0 && s[i-1] == '$' {
+			// $${ is a literal ${.
+			b.WriteString(s[:i-1])
+			b.WriteString("${")
+			s = s[i+2:]
+			continue
+		}
+		b.WriteString(s[:i])
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			r.errorf(line, path, "unterminated reference: ${ without } (write $${ for a literal ${)")
+			return "", false
+		}
+		ref := s[i+2 : i+end]
+		s = s[i+end+1:]
+		kind, arg, _ := strings.Cut(ref, ":")
+		switch kind {
+		case "env":
+			if arg == "" {
+				r.errorf(line, path, "${env:} needs a variable name")
+				ok = false
+				continue
+			}
+			v, found := r.lookupEnv(arg)
+			if !found {
+				r.errorf(line, path, "environment variable %s is not set", arg)
+				ok = false
+				continue
+			}
+			b.WriteString(v)
+		case "file":
+			if !secret {
+				r.errorf(line, path, "${file:} is allowed only in secret keys (%s)", secretKeyList())
+				ok = false
+				continue
+			}
+			if arg == "" {
+				r.errorf(line, path, "${file:} needs a path")
+				ok = false
+				continue
+			}
+			p := arg
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(r.dir, p)
+			}
+			data, err := r.readFile(p)
+			if err != nil {
+				// The os error names the path, never the content.
+				r.errorf(line, path, "cannot read ${file:%s}: %v", arg, unwrapPathError(err))
+				ok = false
+				continue
+			}
+			b.WriteString(strings.TrimRight(string(data), "\r\n"))
+		default:
+			shownKind := shortRef(kind)
+			if secret {
+				shownKind = "…"
+			}
+			r.errorf(line, path, "unknown reference ${%s}: use ${env:NAME} or ${file:PATH} (write $${ for a literal ${)", shownKind)
+			ok = false
+		}
+	}
+	return b.String(), ok
+}
+
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+func shortRef(s string) string {
+	if len(s) > 20 {
+		return s[:20] + "…"
+	}
+	return s
+}
+
+func secretKeyList() string {
+	return "password, bind_password, client_secret, client_key_file, private_key_file, encryption_key"
+}

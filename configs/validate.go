@@ -1,0 +1,568 @@
+package configs
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// validator checks a decoded, defaulted Config and places each error at the line of
+// its key, or of the nearest enclosing key when the key itself is missing.
+type validator struct {
+	file  string
+	lines map[string]int  // key path → line, recorded by the decoder
+	root  int             // line of the top-level mapping
+	skip  map[string]bool // paths whose references failed, already reported
+	errs  Errors
+}
+
+func (v *validator) line(path string) int {
+	for p := path; ; p = parentPath(p) {
+		if l, ok := v.lines[p]; ok && l > 0 {
+			return l
+		}
+		if p == "" {
+			return max(v.root, 1)
+		}
+	}
+}
+
+// parentPath strips the last key or index: a.b[2] → a.b, a.b → a, a → "".
+func parentPath(p string) string {
+	if strings.HasSuffix(p, "]") {
+		if i := strings.LastIndexByte(p, '['); i >= 0 {
+			return p[:i]
+		}
+	}
+	if i := strings.LastIndexByte(p, '.'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+func (v *validator) errf(path, format string, args ...any) {
+	if v.skip[path] {
+		return
+	}
+	v.errs = append(v.errs, &Error{File: v.file, Line: v.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) warnf(path, format string, args ...any) {
+	if v.skip[path] {
+		return
+	}
+	v.errs = append(v.errs, &Error{File: v.file, Line: v.line(path), Path: path, Msg: fmt.Sprintf(format, args...), Warning: true})
+}
+
+// config runs every check; hasProviders tells a missing providers: key from an empty one.
+func (v *validator) config(c *Config, hasProviders bool) {
+	v.server(&c.Server)
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "json", "text")
+	if (c.Outbound.ClientCertFile == "") != (c.Outbound.ClientKeyFile == "") {
+		v.errf("outbound", "client_cert_file and client_key_file go together: give both or neither")
+	}
+	v.cache(&c.Cache)
+	for _, name := range sortedKeys(c.Directories) {
+		v.directory("directories."+name, c.Directories[name])
+	}
+	v.providers(c)
+	v.response(c)
+	if c.Spotnana != nil {
+		v.spotnana(c)
+	}
+}
+
+func (v *validator) server(s *Server) {
+	v.listen("server.listen", s.Listen)
+	v.listen("server.admin_listen", s.AdminListen)
+	v.httpPath("server.user_detail_path", s.UserDetailPath)
+	if s.ExchangePath != nil && *s.ExchangePath != "" {
+		v.httpPath("server.exchange_path", *s.ExchangePath)
+		if *s.ExchangePath == s.UserDetailPath {
+			v.errf("server.exchange_path", "is the same as user_detail_path")
+		}
+	}
+	if strings.ContainsAny(s.Realm, "\"\\") || hasControl(s.Realm) {
+		v.errf("server.realm", `must not contain quotes, backslashes or control characters (it is sent in WWW-Authenticate)`)
+	}
+	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+		v.errf("server.tls", "cert_file and key_file go together: give both or neither")
+	}
+	v.nonNegative("server.read_header_timeout", s.ReadHeaderTimeout)
+	v.nonNegative("server.request_timeout", s.RequestTimeout)
+	v.nonNegative("server.shutdown_timeout", s.ShutdownTimeout)
+	if s.MaxHeaderBytes < 0 {
+		v.errf("server.max_header_bytes", "must not be negative")
+	}
+	for i, p := range s.TrustedProxies {
+		path := fmt.Sprintf("server.trusted_proxies[%d]", i)
+		if _, err := netip.ParseAddr(p); err == nil {
+			continue
+		}
+		if _, err := netip.ParsePrefix(p); err != nil {
+			v.errf(path, "invalid IP address or CIDR %q", p)
+		}
+	}
+	for i, p := range s.AllowedClients {
+		path := fmt.Sprintf("server.allowed_clients[%d]", i)
+		if _, err := netip.ParsePrefix(p); err != nil {
+			hint := ""
+			if a, err := netip.ParseAddr(p); err == nil {
+				hint = fmt.Sprintf(" (for one address write %s/%d)", a, a.BitLen())
+			}
+			v.errf(path, "invalid CIDR %q%s", p, hint)
+		}
+	}
+	if s.RateLimit.RPS < 0 {
+		v.errf("server.rate_limit.rps", "must not be negative")
+	}
+	if s.RateLimit.Burst < 0 {
+		v.errf("server.rate_limit.burst", "must not be negative")
+	}
+	if s.RateLimit.RPS == 0 && s.RateLimit.Burst > 0 {
+		v.warnf("server.rate_limit.burst", "has no effect while rps is 0 (rate limiting is off)")
+	}
+}
+
+func (v *validator) cache(c *Cache) {
+	v.oneOf("cache.backend", c.Backend, "memory", "redis")
+	if c.MaxEntries < 0 {
+		v.errf("cache.max_entries", "must not be negative")
+	}
+	if c.EncryptionKey != "" {
+		if _, err := c.Key(); err != nil {
+			v.errf("cache.encryption_key", "%v", err)
+		}
+	}
+	if c.Backend != "redis" {
+		return
+	}
+	if c.EncryptionKey == "" {
+		v.errf("cache.encryption_key", "required with backend redis: 32 random bytes in hex or base64 (e.g. openssl rand -hex 32)")
+	}
+	v.listen("cache.redis.addr", c.Redis.Addr)
+	if c.Redis.DB < 0 {
+		v.errf("cache.redis.db", "must not be negative")
+	}
+	if !c.Redis.TLS && c.Redis.Password != "" && !loopbackHostPort(c.Redis.Addr) {
+		v.warnf("cache.redis.tls", "is off while a password is sent to a non-loopback Redis")
+	}
+}
+
+// Key decodes the cache encryption key: exactly 32 bytes, written in hex or base64.
+// The error never contains the key.
+func (c Cache) Key() ([]byte, error) {
+	s := strings.TrimSpace(c.EncryptionKey)
+	if len(s) == 64 {
+		if k, err := hex.DecodeString(s); err == nil {
+			return k, nil
+		}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(s); err == nil {
+			if len(k) == 32 {
+				return k, nil
+			}
+			return nil, fmt.Errorf("must be 32 bytes, got %d (write 32 random bytes in hex or base64, e.g. openssl rand -hex 32)", len(k))
+		}
+	}
+	return nil, fmt.Errorf("must be 32 bytes written in hex (64 digits) or base64")
+}
+
+func (v *validator) directory(path string, d *Directory) {
+	if d == nil {
+		v.errf(path, "expected a directory (url:, base_dn:, …)")
+		return
+	}
+	if d.URL == "" {
+		v.errf(path+".url", "required (ldap://host:389 or ldaps://host:636)")
+	} else if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" {
+		v.errf(path+".url", "invalid directory URL %q: want ldap://host[:port] or ldaps://host[:port]", d.URL)
+	} else {
+		if u.Scheme == "ldaps" && d.StartTLS {
+			v.errf(path+".start_tls", "cannot be used with ldaps:// (the connection is already TLS)")
+		}
+		if u.Scheme == "ldap" && !d.StartTLS && d.BindPassword != "" && !loopbackHost(u.Hostname()) {
+			v.warnf(path+".url", "ldap:// without start_tls sends bind_password in clear; use ldaps:// or start_tls: true")
+		}
+	}
+	if d.BaseDN == "" {
+		v.errf(path+".base_dn", "required")
+	}
+	v.oneOf(path+".scope", d.Scope, "base", "one", "sub")
+	if d.PoolSize < 0 {
+		v.errf(path+".pool_size", "must not be negative")
+	}
+	if d.SizeLimit < 0 {
+		v.errf(path+".size_limit", "must not be negative")
+	}
+	v.nonNegative(path+".timeout", d.Timeout)
+	v.nonNegative(path+".time_limit", d.TimeLimit)
+	if d.InsecureSkipVerify {
+		v.warnf(path+".insecure_skip_verify", "the directory's certificate is not verified: anyone on the path can impersonate it")
+	}
+	if d.BindPassword != "" && d.BindDN == "" {
+		v.warnf(path+".bind_password", "is ignored without bind_dn (the bind is anonymous)")
+	}
+}
+
+var providerNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+func (v *validator) providers(c *Config) {
+	if len(c.Providers) == 0 {
+		if _, ok := v.lines["providers"]; ok {
+			v.errf("providers", "at least one provider is required")
+		} else {
+			v.errf("providers", "required: at least one provider")
+		}
+	}
+	names := map[string]string{}
+	everyOverrides := len(c.Providers) > 0
+	for _, p := range c.Providers {
+		switch {
+		case p.Name == "":
+			v.errf(p.Path+".name", "required")
+		case !providerNameRE.MatchString(p.Name):
+			v.errf(p.Path+".name", "invalid name %q: use letters, digits, '.', '_' and '-'", p.Name)
+		default:
+			if first, dup := names[p.Name]; dup {
+				v.errf(p.Path+".name", "duplicate provider name %q (also %s)", p.Name, first)
+			} else {
+				names[p.Name] = p.Path
+			}
+		}
+		if p.Type == "" {
+			v.errf(p.Path+".type", "required (jwt, introspection, userinfo or ldap)")
+		}
+		if p.Lookup != nil {
+			v.lookup(p.Path+".lookup", p.Lookup, c.Directories)
+		}
+		if p.Userinfo != nil {
+			u := p.Userinfo
+			if u.Endpoint != "" {
+				v.httpURL(p.Path+".userinfo.endpoint", u.Endpoint)
+			}
+			if p.Lookup != nil && p.Lookup.Into == u.Into {
+				v.errf(p.Path+".userinfo.into", "is the same as lookup.into (%q): one would overwrite the other", u.Into)
+			}
+		}
+		if p.Mapping != nil {
+			v.mapping(p.Path+".mapping", p.Mapping)
+		} else {
+			everyOverrides = false
+		}
+	}
+	// The top-level mapping is required unless every provider brings its own.
+	if c.Mapping.Line == 0 {
+		if !everyOverrides {
+			v.errf("mapping", "required: how to find the email (mapping: {email: [{path: email, …}]})")
+		}
+		return
+	}
+	v.mapping("mapping", &c.Mapping)
+}
+
+func (v *validator) lookup(path string, l *Lookup, dirs map[string]*Directory) {
+	switch {
+	case l.Directory == "":
+		v.errf(path+".directory", "required: the name of a directory under directories:")
+	case len(dirs) == 0:
+		v.errf(path+".directory", "unknown directory %q: no directories: are configured", l.Directory)
+	case dirs[l.Directory] == nil:
+		v.errf(path+".directory", "unknown directory %q (configured: %s)", l.Directory, strings.Join(sortedKeys(dirs), ", "))
+	}
+	if l.Filter == "" {
+		v.errf(path+".filter", `required, e.g. "(&(objectClass=person)(uid={{sub}}))"`)
+	} else if err := checkPlaceholders(l.Filter, false); err != "" {
+		v.errf(path+".filter", "%s", err)
+	}
+	for i, a := range l.Attributes {
+		if strings.TrimSpace(a) == "" {
+			v.errf(fmt.Sprintf("%s.attributes[%d]", path, i), "must not be empty")
+		}
+	}
+	v.nonNegative(path+".cache_ttl", l.CacheTTL)
+}
+
+// mapping checks a mapping section. It checks the shape only; the mapping package
+// compiles the rules, and these checks keep its errors from ever reaching a user
+// without a line.
+func (v *validator) mapping(path string, m *Mapping) {
+	if len(m.Email) == 0 {
+		v.errf(path+".email", "required: at least one candidate")
+	}
+	for i := range m.Email {
+		v.candidate(fmt.Sprintf("%s.email[%d]", path, i), &m.Email[i])
+	}
+	for i, d := range m.AllowedDomains {
+		p := fmt.Sprintf("%s.allowed_domains[%d]", path, i)
+		if !isDomain(strings.TrimPrefix(d, "*.")) {
+			v.errf(p, "invalid domain %q: want example.com or *.example.com", d)
+		}
+	}
+	for _, from := range sortedKeys(m.RewriteDomains) {
+		p := path + ".rewrite_domains." + from
+		if !isDomain(from) {
+			v.errf(p, "invalid domain %q", from)
+		}
+		if to := m.RewriteDomains[from]; !isDomain(to) {
+			v.errf(p, "invalid domain %q", to)
+		}
+	}
+}
+
+func (v *validator) candidate(path string, c *Candidate) {
+	switch {
+	case c.Path != "" && c.Template != "":
+		v.errf(path, "give exactly one of path and template, not both")
+	case strings.TrimSpace(c.Path) == "" && c.Template == "":
+		v.errf(path, "needs a path (a gjson path into the identity document) or a template")
+	case c.Template != "":
+		if err := checkPlaceholders(c.Template, true); err != "" {
+			v.errf(path+".template", "%s", err)
+		}
+	}
+	if w := c.When; w != nil {
+		wp := path + ".when"
+		if strings.TrimSpace(w.Path) == "" {
+			v.errf(wp+".path", "required")
+		}
+		n := 0
+		if w.Equals != nil {
+			n++
+			switch w.Equals.(type) {
+			case string, bool, int, int64, uint64, float64:
+			default:
+				v.errf(wp+".equals", "must be a single value (string, number or boolean)")
+			}
+		}
+		if w.Matches != "" {
+			n++
+			if _, err := regexp.Compile(w.Matches); err != nil {
+				v.errf(wp+".matches", "invalid regular expression: %s", regexpError(err))
+			}
+		}
+		if w.Exists != nil {
+			n++
+		}
+		if n != 1 {
+			v.errf(wp, "give exactly one of equals, matches and exists")
+		}
+	}
+	for j, t := range c.Transforms {
+		if t.Name != TransformReplace {
+			continue
+		}
+		if _, err := regexp.Compile(t.Arg); err != nil {
+			v.errs = append(v.errs, &Error{File: v.file, Line: max(t.Line, v.line(path)),
+				Path: fmt.Sprintf("%s.transforms[%d].replace.regex", path, j),
+				Msg:  "invalid regular expression: " + regexpError(err)})
+		}
+	}
+}
+
+func regexpError(err error) string {
+	return strings.TrimPrefix(err.Error(), "error parsing regexp: ")
+}
+
+// checkPlaceholders checks {{path}} placeholders: every {{ closed by }}, no empty
+// placeholder, no stray brace. needOne refuses text without any placeholder (a template
+// that would give every user the same email).
+func checkPlaceholders(s string, needOne bool) string {
+	found := 0
+	for rest := s; ; {
+		open := strings.Index(rest, "{{")
+		closeAt := strings.Index(rest, "}}")
+		if open < 0 {
+			if closeAt >= 0 {
+				return "unbalanced braces: }} without {{"
+			}
+			if strings.ContainsAny(rest, "{}") {
+				return "unbalanced braces: a single { or } (placeholders are {{path}})"
+			}
+			break
+		}
+		if closeAt >= 0 && closeAt < open || strings.ContainsAny(rest[:open], "{}") {
+			return "unbalanced braces: }} without {{"
+		}
+		end := strings.Index(rest[open+2:], "}}")
+		if end < 0 {
+			return "unbalanced braces: {{ without }}"
+		}
+		inner := rest[open+2 : open+2+end]
+		if strings.TrimSpace(inner) == "" {
+			return "empty placeholder {{}}"
+		}
+		if strings.Contains(inner, "{{") {
+			return "unbalanced braces: {{ inside a placeholder"
+		}
+		found++
+		rest = rest[open+2+end+2:]
+	}
+	if needOne && found == 0 {
+		return "has no {{placeholder}}: every user would get the same email"
+	}
+	return ""
+}
+
+func (v *validator) response(c *Config) {
+	r := &c.Response
+	for _, f := range sortedKeys(r.Extra) {
+		p := "response.extra." + f
+		if f == "" {
+			v.errf("response.extra", "a field name must not be empty")
+		}
+		if f == r.EmailField {
+			v.errf(p, "is the email field (%q) itself", r.EmailField)
+		}
+		if strings.TrimSpace(r.Extra[f]) == "" {
+			v.errf(p, "needs a gjson path")
+		}
+	}
+}
+
+func (v *validator) spotnana(c *Config) {
+	s := c.Spotnana
+	if s.TokenURL == "" {
+		v.errf("spotnana.token_url", "required")
+	} else if v.httpURL("spotnana.token_url", s.TokenURL) {
+		if u, _ := url.Parse(s.TokenURL); u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+			v.warnf("spotnana.token_url", "uses http:// to a non-loopback host: the client secret and tokens travel in clear")
+		}
+	}
+	if s.ClientID == "" {
+		v.errf("spotnana.client_id", "required")
+	}
+	if s.ClientSecret == "" {
+		v.errf("spotnana.client_secret", "required")
+	}
+	v.oneOf("spotnana.mode", s.Mode, "callback", "assertion")
+	v.nonNegative("spotnana.timeout", s.Timeout)
+	if s.MaxRetries != nil && *s.MaxRetries < 0 {
+		v.errf("spotnana.max_retries", "must not be negative")
+	}
+	for i, id := range s.AllowedTokenClients {
+		if strings.TrimSpace(id) == "" {
+			v.errf(fmt.Sprintf("spotnana.allowed_token_clients[%d]", i), "must not be empty")
+		}
+	}
+	a := &s.Assertion
+	if s.Mode != "assertion" {
+		if a.Issuer != "" || a.KeysDir != "" {
+			v.warnf("spotnana.assertion", "is ignored unless mode is assertion")
+		}
+		return
+	}
+	if a.Issuer == "" {
+		v.errf("spotnana.assertion.issuer", "required in assertion mode")
+	} else {
+		v.httpURL("spotnana.assertion.issuer", a.Issuer)
+	}
+	if a.KeysDir == "" {
+		v.errf("spotnana.assertion.keys_dir", "required in assertion mode (create a key with: idbridge keys generate --dir DIR)")
+	}
+	v.nonNegative("spotnana.assertion.ttl", a.TTL)
+	v.nonNegative("spotnana.assertion.publish_ahead", a.PublishAhead)
+	if v.httpPath("spotnana.assertion.jwks_path", a.JWKSPath) {
+		if a.JWKSPath == c.Server.UserDetailPath || c.Server.ExchangePath != nil && a.JWKSPath == *c.Server.ExchangePath {
+			v.errf("spotnana.assertion.jwks_path", "is the same as another route's path")
+		}
+	}
+}
+
+// Small checks.
+
+func (v *validator) oneOf(path, val string, allowed ...string) {
+	if !slices.Contains(allowed, val) {
+		v.errf(path, "invalid value %q: want %s", val, strings.Join(allowed, " | "))
+	}
+}
+
+func (v *validator) nonNegative(path string, d time.Duration) {
+	if d < 0 {
+		v.errf(path, "must not be negative")
+	}
+}
+
+func (v *validator) listen(path, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		if n, perr := strconv.Atoi(port); perr != nil || n < 0 || n > 65535 {
+			err = fmt.Errorf("bad port")
+		}
+	}
+	if err == nil && strings.ContainsAny(host, " /") {
+		err = fmt.Errorf("bad host")
+	}
+	if err != nil {
+		v.errf(path, "invalid address %q: want host:port, e.g. 127.0.0.1:8080", addr)
+	}
+}
+
+func (v *validator) httpPath(path, p string) bool {
+	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " ?#") {
+		v.errf(path, "invalid path %q: must start with / (no query, no spaces)", p)
+		return false
+	}
+	return true
+}
+
+func (v *validator) httpURL(path, s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.errf(path, "invalid URL %q: want http:// or https://", s)
+		return false
+	}
+	return true
+}
+
+var domainLabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// isDomain accepts a DNS name of at least two labels, case-insensitively.
+func isDomain(s string) bool {
+	labels := strings.Split(strings.ToLower(s), ".")
+	if len(s) > 253 || len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if !domainLabelRE.MatchString(l) {
+			return false
+		}
+	}
+	return true
+}
+
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.IsLoopback()
+}
+
+func loopbackHostPort(hp string) bool {
+	h, _, err := net.SplitHostPort(hp)
+	return err == nil && loopbackHost(h)
+}
+
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

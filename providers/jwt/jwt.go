@@ -1,0 +1,510 @@
+// Package jwt is the `type: jwt` provider: it verifies JWT access and ID tokens locally
+// against an issuer's published keys (OIDC discovery, a jwks_uri, or a static file),
+// following RFC 8725: an algorithm allowlist, one algorithm per key, no none and no HMAC,
+// exact iss, aud checked, and no key material ever taken from the token itself.
+//
+// Its verdict is final for every token whose unverified iss names its issuer. Keys are
+// refreshed in the background; a kid it does not know triggers at most one refresh every
+// ten seconds, and a bad signature under a known kid never triggers one.
+package jwt
+
+import (
+	"context"
+	"encoding/base64"
+	"log/slog"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/providers"
+	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
+	"github.com/tidwall/gjson"
+)
+
+// Type is the provider type name in the config file.
+const Type = "jwt"
+
+// maxTokenBytes matches providers.PeekIssuer's bound: a larger token is not ours.
+const maxTokenBytes = 16 << 10
+
+// maxKeylessTries bounds the keys a token without kid is tried against, so that a large
+// key set cannot multiply the cost of a forged token.
+const maxKeylessTries = 4
+
+var (
+	_ providers.Provider       = (*Provider)(nil)
+	_ providers.Policy         = (*Provider)(nil)
+	_ providers.HealthChecker  = (*Provider)(nil)
+	_ providers.UserinfoSource = (*Provider)(nil)
+)
+
+// Provider verifies JWTs of one issuer. Build it with New.
+type Provider struct {
+	name   string
+	s      *settings
+	client *http.Client
+	log    *slog.Logger
+	now    func() time.Time
+
+	keys atomic.Pointer[keySet]     // nil until the first successful load
+	disc atomic.Pointer[discovered] // nil until discovery succeeded once
+
+	// fetchSem serialises key loads (a one-slot semaphore so waiters can give up on
+	// their context); lastOnDemand is guarded by it.
+	fetchSem     chan struct{}
+	lastOnDemand time.Time
+
+	stateMu     sync.Mutex
+	lastAttempt time.Time
+	lastOK      time.Time
+	lastErr     error
+
+	stats    [4]atomic.Int64 // indexed by resultIndex
+	retryMin time.Duration   // first retry delay after a failed refresh
+
+	stop      context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// New builds a jwt provider from its config section. It tries to load the keys once,
+// synchronously within timeout; a failure there does not fail New (the IdP may be down
+// while we start): Health reports not ready, Authenticate answers ErrUnavailable, and the
+// refresher retries with backoff.
+func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance, error) {
+	s, err := parseConfig(sec)
+	if err != nil {
+		return providers.Instance{}, err
+	}
+	p := newProvider(sec.Name, s, deps)
+	p.start()
+	return providers.Instance{
+		Name:        sec.Name,
+		Type:        Type,
+		Provider:    p,
+		CacheTTL:    s.refresh,
+		NegativeTTL: 0,
+		Final:       true,
+		Fingerprint: sec.Fingerprint,
+		Section:     sec,
+		Close:       p.Close,
+	}, nil
+}
+
+func newProvider(name string, s *settings, deps providers.Deps) *Provider {
+	p := &Provider{
+		name:     name,
+		s:        s,
+		client:   deps.HTTPClient,
+		log:      deps.Logger,
+		now:      deps.Now,
+		fetchSem: make(chan struct{}, 1),
+		retryMin: time.Second,
+		done:     make(chan struct{}),
+	}
+	if p.client == nil {
+		p.client = &http.Client{Timeout: s.timeout}
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	return p
+}
+
+// start performs the initial load and starts the refresher.
+func (p *Provider) start() {
+	if err := p.Refresh(context.Background()); err != nil {
+		p.log.Error("jwt: initial key load failed; provider not ready until the refresher succeeds",
+			"provider", p.name, "error", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.stop = cancel
+	go p.refresher(ctx)
+}
+
+// Close stops the refresher and waits for it. It is safe to call more than once.
+func (p *Provider) Close() error {
+	p.closeOnce.Do(func() {
+		if p.stop != nil {
+			p.stop()
+			<-p.done
+		}
+	})
+	return nil
+}
+
+// tokenError is a refusal with a short fixed reason; it never carries the token.
+type tokenError struct {
+	reason      string
+	notMine     bool
+	expired     bool
+	unavailable bool
+}
+
+func (e *tokenError) Error() string {
+	switch {
+	case e.notMine:
+		return "jwt: " + providers.ErrNotMine.Error() + ": " + e.reason
+	case e.unavailable:
+		return "jwt: " + providers.ErrUnavailable.Error() + ": " + e.reason
+	case e.expired:
+		return "jwt: " + providers.ErrExpired.Error() + ": " + e.reason
+	}
+	return "jwt: " + providers.ErrInvalidToken.Error() + ": " + e.reason
+}
+
+// Is makes errors.Is match the sentinel the chain steers by; a time fault matches both
+// ErrExpired and ErrInvalidToken.
+func (e *tokenError) Is(target error) bool {
+	switch target {
+	case providers.ErrNotMine:
+		return e.notMine
+	case providers.ErrUnavailable:
+		return e.unavailable
+	case providers.ErrExpired:
+		return e.expired
+	case providers.ErrInvalidToken:
+		return !e.notMine && !e.unavailable
+	}
+	return false
+}
+
+// The refusals, allocated once; they are never modified.
+var (
+	errNotJWT        = &tokenError{reason: "not a JWT", notMine: true}
+	errOtherIssuer   = &tokenError{reason: "issued by another issuer", notMine: true}
+	errNoKeys        = &tokenError{reason: "no key set loaded yet", unavailable: true}
+	errDuplicate     = &tokenError{reason: "duplicate member in header or claims"}
+	errAlg           = &tokenError{reason: "algorithm not allowed"}
+	errCrit          = &tokenError{reason: "unsupported critical header"}
+	errHeaderType    = &tokenError{reason: "malformed header parameter"}
+	errType          = &tokenError{reason: "typ not allowed"}
+	errSigEncoding   = &tokenError{reason: "malformed signature"}
+	errUnknownKid    = &tokenError{reason: "unknown key id"}
+	errKeyMismatch   = &tokenError{reason: "key does not fit the algorithm"}
+	errNoKey         = &tokenError{reason: "no key fits the algorithm"}
+	errSignature     = &tokenError{reason: "signature invalid"}
+	errNoExp         = &tokenError{reason: "exp missing or not a number"}
+	errClaimType     = &tokenError{reason: "nbf or iat not a number"}
+	errExpired       = &tokenError{reason: "exp passed", expired: true}
+	errNotYetValid   = &tokenError{reason: "nbf in the future", expired: true}
+	errIssuedFuture  = &tokenError{reason: "iat in the future", expired: true}
+	errAudience      = &tokenError{reason: "audience not accepted"}
+	errClientID      = &tokenError{reason: "client not accepted"}
+	errRequiredClaim = &tokenError{reason: "required claim missing or different"}
+)
+
+// token is a compact JWS split and decoded once.
+type token struct {
+	header       []byte // decoded JSON
+	payload      []byte // decoded JSON: the claims, returned as the identity document
+	signingInput []byte // ASCII(BASE64URL(header) || '.' || BASE64URL(payload)), RFC 7515 §5.2
+	sig          []byte // decoded; nil when the segment is not strict base64url
+}
+
+// split decodes a compact JWS the way providers.PeekIssuer reads it, so the two agree on
+// what is JWT-shaped. It makes two allocations: the payload gets its own, because it
+// outlives the call as the cached identity document; the header, the signature and the
+// signing input share a scratch buffer.
+func split(s string) (token, bool) {
+	if len(s) > maxTokenBytes {
+		return token{}, false
+	}
+	h, rest, ok := strings.Cut(s, ".")
+	if !ok {
+		return token{}, false
+	}
+	p, sig, ok := strings.Cut(rest, ".")
+	if !ok || h == "" || p == "" || strings.IndexByte(sig, '.') >= 0 {
+		return token{}, false
+	}
+	enc := base64.RawURLEncoding
+	payload := make([]byte, enc.DecodedLen(len(p)))
+	pn, err := enc.Decode(payload, []byte(p))
+	if err != nil {
+		return token{}, false
+	}
+	inputLen := len(h) + 1 + len(p)
+	scratch := make([]byte, inputLen+enc.DecodedLen(len(h))+enc.DecodedLen(len(sig)))
+	copy(scratch, s[:inputLen])
+	hn, err := enc.Decode(scratch[inputLen:], scratch[:len(h)])
+	if err != nil {
+		return token{}, false
+	}
+	t := token{
+		header:       scratch[inputLen : inputLen+hn : inputLen+hn],
+		payload:      payload[:pn:pn],
+		signingInput: scratch[:inputLen:inputLen],
+	}
+	if !isObject(t.header) || !isObject(t.payload) {
+		return token{}, false
+	}
+	if sn, err := enc.Strict().Decode(scratch[inputLen+hn:], []byte(sig)); err == nil && sn > 0 {
+		t.sig = scratch[inputLen+hn : inputLen+hn+sn]
+	}
+	return t, true
+}
+
+func isObject(b []byte) bool {
+	return gjson.ValidBytes(b) && gjson.ParseBytes(b).IsObject()
+}
+
+// hasDuplicate reports a repeated top-level member. RFC 7515 §4 and RFC 7519 §4 let a
+// parser reject them; we must, because gjson (used here and by mapping) reads the first
+// occurrence where other JOSE libraries read the last.
+func hasDuplicate(obj []byte) bool {
+	var small [32]string
+	seen := small[:0]
+	var big map[string]struct{}
+	dup := false
+	gjson.ParseBytes(obj).ForEach(func(k, _ gjson.Result) bool {
+		name := k.Str
+		if big != nil {
+			if _, ok := big[name]; ok {
+				dup = true
+				return false
+			}
+			big[name] = struct{}{}
+			return true
+		}
+		for _, n := range seen {
+			if n == name {
+				dup = true
+				return false
+			}
+		}
+		if len(seen) == cap(seen) {
+			big = make(map[string]struct{}, 2*len(seen))
+			for _, n := range seen {
+				big[n] = struct{}{}
+			}
+			big[name] = struct{}{}
+			return true
+		}
+		seen = append(seen, name)
+		return true
+	})
+	return dup
+}
+
+// Authenticate verifies token. A token that is not JWT-shaped, or whose unverified iss
+// is not our issuer, is ErrNotMine; every other refusal is final.
+func (p *Provider) Authenticate(ctx context.Context, raw string) (providers.Identity, error) {
+	t, ok := split(raw)
+	if !ok {
+		return providers.Identity{}, errNotJWT
+	}
+	if iss := gjson.GetBytes(t.payload, "iss"); iss.Type != gjson.String || iss.Str != p.s.cfg.Issuer {
+		return providers.Identity{}, errOtherIssuer
+	}
+	// From here on the verdict is final.
+	if hasDuplicate(t.header) || hasDuplicate(t.payload) {
+		return providers.Identity{}, errDuplicate
+	}
+	hdr := gjson.GetManyBytes(t.header, "alg", "kid", "typ", "crit")
+	algR, kidR, typR, critR := hdr[0], hdr[1], hdr[2], hdr[3]
+	if algR.Type != gjson.String {
+		return providers.Identity{}, errAlg
+	}
+	alg := algR.Str
+	kind, ok := p.s.algs[alg]
+	if !ok {
+		// none, HS*, and anything not configured (RFC 8725 §3.1).
+		return providers.Identity{}, errAlg
+	}
+	if critR.Exists() {
+		// We implement no JWS extension, so any crit must be refused (RFC 7515 §4.1.11).
+		return providers.Identity{}, errCrit
+	}
+	if (kidR.Exists() && kidR.Type != gjson.String) || (typR.Exists() && typR.Type != gjson.String) {
+		return providers.Identity{}, errHeaderType
+	}
+	if len(p.s.types) > 0 && !p.typeAllowed(typR) {
+		return providers.Identity{}, errType
+	}
+	if t.sig == nil {
+		return providers.Identity{}, errSigEncoding
+	}
+
+	ks := p.keys.Load()
+	if ks == nil {
+		// Never loaded: try once (rate-limited) before answering 503.
+		p.refreshForKid(ctx, nil)
+		if ks = p.keys.Load(); ks == nil {
+			return providers.Identity{}, errNoKeys
+		}
+	}
+	if err := p.verify(ctx, ks, t.signingInput, t.sig, alg, kidR.Str, kidR.Exists(), kind); err != nil {
+		return providers.Identity{}, err
+	}
+
+	exp, err := p.checkTime(t.payload, p.now())
+	if err != nil {
+		return providers.Identity{}, err
+	}
+	if !p.audienceOK(gjson.GetBytes(t.payload, "aud")) {
+		return providers.Identity{}, errAudience
+	}
+	return providers.Identity{Document: t.payload, Expires: exp}, nil
+}
+
+func (p *Provider) typeAllowed(typ gjson.Result) bool {
+	if typ.Type != gjson.String {
+		return false
+	}
+	for _, want := range p.s.types {
+		if len(typ.Str) == len(want) && equalFoldASCII(typ.Str, want) {
+			return true
+		}
+		if len(typ.Str) == len("application/")+len(want) &&
+			equalFoldASCII(typ.Str[:len("application/")], "application/") &&
+			equalFoldASCII(typ.Str[len("application/"):], want) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalFoldASCII compares without allocating; want is already lower case.
+func equalFoldASCII(s, want string) bool {
+	if len(s) != len(want) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// verify selects the key and checks the signature. A kid is only a map key: it is never
+// a path, a URL or a query. jku, x5u, x5c and jwk headers are never read.
+func (p *Provider) verify(ctx context.Context, ks *keySet, input, sig []byte, alg, kid string, hasKid bool, kind keyKind) error {
+	if !hasKid {
+		tried := 0
+		for _, k := range ks.all {
+			if !k.fits(alg, kind) {
+				continue
+			}
+			if tried++; tried > maxKeylessTries {
+				break
+			}
+			if jwsbb.Verify(k.pub, alg, input, sig) == nil {
+				return nil
+			}
+		}
+		if tried == 0 {
+			return errNoKey
+		}
+		return errSignature
+	}
+	cands := ks.byKid[kid]
+	if len(cands) == 0 {
+		// Perhaps the IdP rotated: one rate-limited refresh, then look again.
+		if p.refreshForKid(ctx, ks) {
+			cands = p.keys.Load().byKid[kid]
+		}
+		if len(cands) == 0 {
+			return errUnknownKid
+		}
+	}
+	fit := false
+	for _, k := range cands {
+		if !k.fits(alg, kind) {
+			continue
+		}
+		fit = true
+		if jwsbb.Verify(k.pub, alg, input, sig) == nil {
+			return nil
+		}
+	}
+	if !fit {
+		return errKeyMismatch
+	}
+	// A bad signature under a known kid is forged or corrupt, never a reason to refresh.
+	return errSignature
+}
+
+// numericDate reads a NumericDate (RFC 7519 §2): seconds, possibly fractional. Values
+// beyond year 9999 are clamped so the conversion cannot overflow.
+func numericDate(r gjson.Result) (time.Time, bool) {
+	if r.Type != gjson.Number || math.IsNaN(r.Num) {
+		return time.Time{}, false
+	}
+	const maxSec = 253402300799 // 9999-12-31T23:59:59Z
+	v := r.Num
+	if v > maxSec {
+		v = maxSec
+	}
+	if v < -maxSec {
+		v = -maxSec
+	}
+	sec, frac := math.Modf(v)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
+}
+
+// checkTime validates exp (required), nbf and iat with leeway, and returns exp.
+func (p *Provider) checkTime(claims []byte, now time.Time) (time.Time, error) {
+	r := gjson.GetManyBytes(claims, "exp", "nbf", "iat")
+	exp, ok := numericDate(r[0])
+	if !ok {
+		return time.Time{}, errNoExp
+	}
+	if !now.Before(exp.Add(p.s.leeway)) {
+		return time.Time{}, errExpired
+	}
+	if r[1].Exists() {
+		nbf, ok := numericDate(r[1])
+		if !ok {
+			return time.Time{}, errClaimType
+		}
+		if now.Add(p.s.leeway).Before(nbf) {
+			return time.Time{}, errNotYetValid
+		}
+	}
+	if r[2].Exists() {
+		iat, ok := numericDate(r[2])
+		if !ok {
+			return time.Time{}, errClaimType
+		}
+		if now.Add(p.s.leeway).Before(iat) {
+			return time.Time{}, errIssuedFuture
+		}
+	}
+	return exp, nil
+}
+
+// audienceOK: aud (a string or an array of strings, RFC 7519 §4.1.3) must name one of
+// the configured audiences.
+func (p *Provider) audienceOK(aud gjson.Result) bool {
+	switch {
+	case aud.Type == gjson.String:
+		_, ok := p.s.audiences[aud.Str]
+		return ok
+	case aud.IsArray():
+		found := false
+		aud.ForEach(func(_, v gjson.Result) bool {
+			if v.Type == gjson.String {
+				if _, ok := p.s.audiences[v.Str]; ok {
+					found = true
+					return false
+				}
+			}
+			return true
+		})
+		return found
+	}
+	return false
+}

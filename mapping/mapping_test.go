@@ -470,3 +470,49 @@ func TestBareAddress(t *testing.T) {
 		})
 	}
 }
+
+// TestWhenEqualsNumberTypes covers every numeric type a YAML decoder may hand over.
+func TestWhenEqualsNumberTypes(t *testing.T) {
+	tests := []struct {
+		name   string
+		equals any
+		doc    string
+		want   bool
+	}{
+		{"int", int(42), `42`, true},
+		{"int8", int8(42), `42`, true},
+		{"int16", int16(42), `42`, true},
+		{"int32", int32(-42), `-42`, true},
+		{"int64", int64(42), `42`, true},
+		{"uint", uint(42), `42`, true},
+		{"uint8", uint8(42), `42`, true},
+		{"uint16", uint16(42), `42`, true},
+		{"uint32", uint32(42), `42`, true},
+		{"uint64", uint64(42), `42`, true},
+		{"uint64 beyond int64", uint64(1 << 63), `9223372036854775808`, true},
+		{"float32", float32(0.5), `0.5`, true},
+		{"float64", 42.0, `42`, true},
+		{"int against float", 42, `42.5`, false},
+		{"int against exponent", 100, `1e2`, true},
+		{"number against bool", 1, `true`, false},
+		{"number against string", 1, `"1"`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := compile(t, Spec{Candidates: []Candidate{{Path: "e", When: &When{Path: "v", Equals: tt.equals, HasEquals: true}}}})
+			_, err := r.Email([]byte(`{"e":"a@example.com","v":` + tt.doc + `}`))
+			if got := err == nil; got != tt.want {
+				t.Errorf("matched = %t; want %t (err %v)", got, tt.want, err)
+			}
+		})
+	}
+}
+
+func TestTooLongAfterRewrite(t *testing.T) {
+	local := strings.Repeat("a", 240)
+	r := compile(t, Spec{Candidates: paths("e"), RewriteDomains: map[string]string{"x.io": "a-much-longer-domain.example.com"}})
+	_, tr, err := r.Trace([]byte(`{"e":"` + local + `@x.io"}`))
+	if !errors.Is(err, ErrNoEmail) || tr.Steps[0].Rejected != "too long after the domain rewrite" {
+		t.Errorf("err = %v, step = %+v", err, tr.Steps[0])
+	}
+}

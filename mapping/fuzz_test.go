@@ -8,17 +8,19 @@ import (
 )
 
 // fuzzSpec is the contract's example mapping, with a rewrite, used by FuzzEmail.
-var fuzzSpec = Spec{
-	Candidates: []Candidate{
-		{Path: "email", When: &When{Path: "email_verified", Equals: true, HasEquals: true}},
-		{Path: "emails"},
-		{Path: "directory.mail"},
-		{Path: "upn", Transforms: []Transform{{Name: "trim"}, {Name: "lower"}}},
-		{Path: `directory.proxyAddresses.#(%"SMTP:*")`, Transforms: []Transform{{Name: "trim_prefix", Arg: "SMTP:"}, {Name: "lower"}}},
-		{Path: "mail", When: &When{Path: "tid", Matches: `^[a-f0-9-]+$`}, Transforms: []Transform{{Name: "replace", Arg: `\.local$`, With: ".com"}, {Name: "trim_suffix", Arg: "."}}},
-		{Template: "{{preferred_username}}@example.com", When: &When{Path: "iss", Equals: "https://adfs.example.com"}},
-	},
-	RewriteDomains: map[string]string{"example.local": "example.com"},
+func fuzzSpec() Spec {
+	return Spec{
+		Candidates: []Candidate{
+			{Path: "email", When: &When{Path: "email_verified", Equals: true, HasEquals: true}},
+			{Path: "emails"},
+			{Path: "directory.mail"},
+			{Path: "upn", Transforms: []Transform{{Name: "trim"}, {Name: "lower"}}},
+			{Path: `directory.proxyAddresses.#(%"SMTP:*")`, Transforms: []Transform{{Name: "trim_prefix", Arg: "SMTP:"}, {Name: "lower"}}},
+			{Path: "mail", When: &When{Path: "tid", Matches: `^[a-f0-9-]+$`}, Transforms: []Transform{{Name: "replace", Arg: `\.local$`, With: ".com"}, {Name: "trim_suffix", Arg: "."}}},
+			{Template: "{{preferred_username}}@example.com", When: &When{Path: "iss", Equals: "https://adfs.example.com"}},
+		},
+		RewriteDomains: map[string]string{"example.local": "example.com"},
+	}
 }
 
 func FuzzEmail(f *testing.F) {
@@ -50,7 +52,7 @@ func FuzzEmail(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	r := compile(f, fuzzSpec)
+	r := compile(f, fuzzSpec())
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		email, err := r.Email(doc)
 		if err != nil {

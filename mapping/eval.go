@@ -26,21 +26,34 @@ const (
 	domainNotAllowed
 )
 
-var reasonText = [...]string{
-	won:                  "won",
-	whenFalse:            "when is false",
-	absent:               "absent",
-	notString:            "not a string",
-	emptyValue:           "empty",
-	noStringInArray:      "no non-empty string in the array",
-	placeholderMissing:   "a placeholder is absent, empty or not a scalar",
-	emptyAfterTransforms: "empty after transforms",
-	notBareAddress:       "not a bare address",
-	tooLongAfterRewrite:  "too long after the domain rewrite",
-	domainNotAllowed:     "domain not allowed",
+func (r reason) String() string {
+	switch r {
+	case won:
+		return "won"
+	case whenFalse:
+		return "when is false"
+	case absent:
+		return "absent"
+	case notString:
+		return "not a string"
+	case emptyValue:
+		return "empty"
+	case noStringInArray:
+		return "no non-empty string in the array"
+	case placeholderMissing:
+		return "a placeholder is absent, empty or not a scalar"
+	case emptyAfterTransforms:
+		return "empty after transforms"
+	case notBareAddress:
+		return "not a bare address"
+	case tooLongAfterRewrite:
+		return "too long after the domain rewrite"
+	case domainNotAllowed:
+		return "domain not allowed"
+	default:
+		return "reason " + strconv.Itoa(int(r))
+	}
 }
-
-func (r reason) String() string { return reasonText[r] }
 
 // Email returns the email that the rules find in doc, or an error wrapping ErrNoEmail or
 // ErrDomainNotAllowed. It is the hot path: it writes no trace, and on success it

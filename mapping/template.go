@@ -80,7 +80,7 @@ func (t *Template) Paths() []string {
 // when a placeholder's value is absent, null, an empty string, an array or an object: a
 // template never guesses which element of an array was meant (write "{{mail.0}}"), and an
 // empty value would turn "(uid={{uid}})" into a different filter. Numbers and booleans are
-// substituted as their JSON text.
+// substituted as their JSON text. escape must not keep its argument: it may point into doc.
 func (t *Template) Render(doc []byte, escape func(string) string) (string, bool) {
 	return t.render(bytesView(doc), escape)
 }

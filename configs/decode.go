@@ -28,9 +28,13 @@ func DecodeStrict(file, path string, node *yaml.Node, out any) Errors {
 	return d.errs
 }
 
-// Decode decodes the provider's own keys into out, strictly.
+// Decode decodes the provider's own keys into out, strictly. Its errors show a value
+// that came from a reference as that reference, never as the resolved value.
 func (s *ProviderSection) Decode(out any) Errors {
-	return DecodeStrict(s.File, s.Path, s.Node, out)
+	d := newDecoder(s.File, nil)
+	d.refs = s.refs
+	d.decodeInto(s.Path, s.Node, out)
+	return d.errs
 }
 
 // Errorf builds an error located at key inside the section (at the section itself when
@@ -65,6 +69,9 @@ type decoder struct {
 	// lines, when non-nil, records the line of every key path decoded, so that
 	// validation can place its errors.
 	lines map[string]int
+	// refs maps the paths whose value came from a ${env:} or ${file:} reference to the
+	// reference text, so that errors show the reference rather than the value.
+	refs  map[string]string
 	nodes int // nodes visited, bounded by maxNodes
 	depth int
 }
@@ -213,7 +220,7 @@ func (d *decoder) decode(path string, keyLine int, n *yaml.Node, v reflect.Value
 		}
 		var b bool
 		if scalarTag(n) != "!!bool" || n.Decode(&b) != nil {
-			d.errorf(n.Line, path, "expected true or false, got %s", shown(path, n.Value))
+			d.errorf(n.Line, path, "expected true or false, got %s", d.shown(path, n.Value))
 			return
 		}
 		v.SetBool(b)
@@ -223,7 +230,7 @@ func (d *decoder) decode(path string, keyLine int, n *yaml.Node, v reflect.Value
 		}
 		var i int64
 		if scalarTag(n) != "!!int" || decodeScalar(n, &i) != nil || v.OverflowInt(i) {
-			d.errorf(n.Line, path, "expected an integer, got %s", shown(path, n.Value))
+			d.errorf(n.Line, path, "expected an integer, got %s", d.shown(path, n.Value))
 			return
 		}
 		v.SetInt(i)
@@ -233,7 +240,7 @@ func (d *decoder) decode(path string, keyLine int, n *yaml.Node, v reflect.Value
 		}
 		var i uint64
 		if scalarTag(n) != "!!int" || decodeScalar(n, &i) != nil || v.OverflowUint(i) {
-			d.errorf(n.Line, path, "expected a non-negative integer, got %s", shown(path, n.Value))
+			d.errorf(n.Line, path, "expected a non-negative integer, got %s", d.shown(path, n.Value))
 			return
 		}
 		v.SetUint(i)
@@ -243,7 +250,7 @@ func (d *decoder) decode(path string, keyLine int, n *yaml.Node, v reflect.Value
 		}
 		var f float64
 		if t := scalarTag(n); (t != "!!float" && t != "!!int") || decodeScalar(n, &f) != nil {
-			d.errorf(n.Line, path, "expected a number, got %s", shown(path, n.Value))
+			d.errorf(n.Line, path, "expected a number, got %s", d.shown(path, n.Value))
 			return
 		}
 		v.SetFloat(f)
@@ -258,7 +265,7 @@ func (d *decoder) duration(path string, n *yaml.Node, v reflect.Value) {
 	}
 	dur, err := time.ParseDuration(n.Value)
 	if err != nil {
-		d.errorf(n.Line, path, "invalid duration %s (write it like 30s, 5m or 1h)", shown(path, n.Value))
+		d.errorf(n.Line, path, "invalid duration %s (write it like 30s, 5m or 1h)", d.shown(path, n.Value))
 		return
 	}
 	v.SetInt(int64(dur))
@@ -539,10 +546,19 @@ func kindName(n *yaml.Node) string {
 	return "a single value"
 }
 
-// shown quotes a value for an error message, unless it belongs to a secret key.
-func shown(path, value string) string {
+// shown quotes a value for an error message: see showValue.
+func (d *decoder) shown(path, value string) string { return showValue(d.refs, path, value) }
+
+// showValue quotes a value for an error message, unless it may be a secret: the value
+// of a secret key is never shown, and a value that came from a reference is shown as
+// the reference that produced it (an environment variable may hold a secret whatever
+// the key it is used in).
+func showValue(refs map[string]string, path, value string) string {
+	if ref, ok := refs[path]; ok {
+		return fmt.Sprintf("%s (resolved value not shown)", strconv.Quote(ref))
+	}
 	if isSecretKey(lastKey(path)) {
-		return "(secret value hidden)"
+		return "(secret value not shown)"
 	}
 	if len(value) > 60 {
 		value = value[:60] + "…"

@@ -60,6 +60,7 @@ func parse(file string, data []byte, lookupEnv func(string) (string, bool), read
 
 	lines := map[string]int{"": top.Line}
 	d := newDecoder(file, lines)
+	d.refs = res.refs
 	cfg := &Config{File: file}
 
 	// Everything but providers: decodes into Config; providers: is built by hand, since
@@ -80,7 +81,7 @@ func parse(file string, data []byte, lookupEnv func(string) (string, bool), read
 	}
 
 	setDefaults(cfg)
-	v := &validator{file: file, lines: lines, root: top.Line, skip: res.failed}
+	v := &validator{file: file, lines: lines, root: top.Line, skip: res.failed, refs: res.refs}
 	v.config(cfg, provKey != nil)
 
 	errs := append(res.errs, d.errs...)
@@ -183,6 +184,14 @@ func (d *decoder) providers(key, n *yaml.Node) []*ProviderSection {
 			}
 		}
 		sec.Fingerprint = fingerprint(pairs)
+		for p, ref := range d.refs {
+			if strings.HasPrefix(p, path+".") {
+				if sec.refs == nil {
+					sec.refs = map[string]string{}
+				}
+				sec.refs[p] = ref
+			}
+		}
 		out = append(out, sec)
 	}
 	return out

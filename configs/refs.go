@@ -34,6 +34,8 @@ type resolver struct {
 	// failed holds the paths whose references could not be resolved: validation stays
 	// quiet about them rather than complain about the unresolved text.
 	failed map[string]bool
+	// refs maps each path whose value was replaced to the text written in the file.
+	refs map[string]string
 }
 
 func (r *resolver) errorf(line int, path, format string, args ...any) {
@@ -73,6 +75,10 @@ func (r *resolver) walk(path, key string, n *yaml.Node, depth int) {
 			r.failed[path] = true
 			return
 		}
+		if r.refs == nil {
+			r.refs = map[string]string{}
+		}
+		r.refs[path] = n.Value
 		n.Value = v
 		// A plain value is typed again from its new text (max_entries: ${env:N} is an
 		// integer); a quoted one, or a secret, stays a string.

@@ -123,6 +123,10 @@ type ProviderSection struct {
 	Userinfo *Userinfo
 	// Fingerprint is a hex digest of the section's resolved content.
 	Fingerprint string
+
+	// refs maps the paths of values that came from references to the reference text,
+	// so that Decode never shows a resolved value in an error.
+	refs map[string]string
 }
 
 // Lookup enriches an identity from a directory (`lookup:` in a provider).

@@ -18,9 +18,10 @@ import (
 // its key, or of the nearest enclosing key when the key itself is missing.
 type validator struct {
 	file  string
-	lines map[string]int  // key path → line, recorded by the decoder
-	root  int             // line of the top-level mapping
-	skip  map[string]bool // paths whose references failed, already reported
+	lines map[string]int    // key path → line, recorded by the decoder
+	root  int               // line of the top-level mapping
+	skip  map[string]bool   // paths whose references failed, already reported
+	refs  map[string]string // paths whose value came from a reference → the reference
 	errs  Errors
 }
 
@@ -47,6 +48,9 @@ func parentPath(p string) string {
 	}
 	return ""
 }
+
+// q quotes a value for a message, unless it may be a secret: see showValue.
+func (v *validator) q(path, value string) string { return showValue(v.refs, path, value) }
 
 func (v *validator) errf(path, format string, args ...any) {
 	if v.skip[path] {
@@ -109,17 +113,17 @@ func (v *validator) server(s *Server) {
 			continue
 		}
 		if _, err := netip.ParsePrefix(p); err != nil {
-			v.errf(path, "invalid IP address or CIDR %q", p)
+			v.errf(path, "invalid IP address or CIDR %s", v.q(path, p))
 		}
 	}
 	for i, p := range s.AllowedClients {
 		path := fmt.Sprintf("server.allowed_clients[%d]", i)
 		if _, err := netip.ParsePrefix(p); err != nil {
 			hint := ""
-			if a, err := netip.ParseAddr(p); err == nil {
+			if a, err := netip.ParseAddr(p); err == nil && v.refs[path] == "" {
 				hint = fmt.Sprintf(" (for one address write %s/%d)", a, a.BitLen())
 			}
-			v.errf(path, "invalid CIDR %q%s", p, hint)
+			v.errf(path, "invalid CIDR %s%s", v.q(path, p), hint)
 		}
 	}
 	if s.RateLimit.RPS < 0 {
@@ -186,7 +190,7 @@ func (v *validator) directory(path string, d *Directory) {
 	if d.URL == "" {
 		v.errf(path+".url", "required (ldap://host:389 or ldaps://host:636)")
 	} else if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" {
-		v.errf(path+".url", "invalid directory URL %q: want ldap://host[:port] or ldaps://host[:port]", d.URL)
+		v.errf(path+".url", "invalid directory URL %s: want ldap://host[:port] or ldaps://host[:port]", v.q(path+".url", d.URL))
 	} else {
 		if u.Scheme == "ldaps" && d.StartTLS {
 			v.errf(path+".start_tls", "cannot be used with ldaps:// (the connection is already TLS)")
@@ -232,10 +236,10 @@ func (v *validator) providers(c *Config) {
 		case p.Name == "":
 			v.errf(p.Path+".name", "required")
 		case !providerNameRE.MatchString(p.Name):
-			v.errf(p.Path+".name", "invalid name %q: use letters, digits, '.', '_' and '-'", p.Name)
+			v.errf(p.Path+".name", "invalid name %s: use letters, digits, '.', '_' and '-'", v.q(p.Path+".name", p.Name))
 		default:
 			if first, dup := names[p.Name]; dup {
-				v.errf(p.Path+".name", "duplicate provider name %q (also %s)", p.Name, first)
+				v.errf(p.Path+".name", "duplicate provider name %s (also %s)", v.q(p.Path+".name", p.Name), first)
 			} else {
 				names[p.Name] = p.Path
 			}
@@ -252,7 +256,7 @@ func (v *validator) providers(c *Config) {
 				v.httpURL(p.Path+".userinfo.endpoint", u.Endpoint)
 			}
 			if p.Lookup != nil && p.Lookup.Into == u.Into {
-				v.errf(p.Path+".userinfo.into", "is the same as lookup.into (%q): one would overwrite the other", u.Into)
+				v.errf(p.Path+".userinfo.into", "is the same as lookup.into (%s): one would overwrite the other", v.q(p.Path+".userinfo.into", u.Into))
 			}
 		}
 		if p.Mapping != nil {
@@ -276,9 +280,9 @@ func (v *validator) lookup(path string, l *Lookup, dirs map[string]*Directory) {
 	case l.Directory == "":
 		v.errf(path+".directory", "required: the name of a directory under directories:")
 	case len(dirs) == 0:
-		v.errf(path+".directory", "unknown directory %q: no directories: are configured", l.Directory)
+		v.errf(path+".directory", "unknown directory %s: no directories: are configured", v.q(path+".directory", l.Directory))
 	case dirs[l.Directory] == nil:
-		v.errf(path+".directory", "unknown directory %q (configured: %s)", l.Directory, strings.Join(sortedKeys(dirs), ", "))
+		v.errf(path+".directory", "unknown directory %s (configured: %s)", v.q(path+".directory", l.Directory), strings.Join(sortedKeys(dirs), ", "))
 	}
 	if l.Filter == "" {
 		v.errf(path+".filter", `required, e.g. "(&(objectClass=person)(uid={{sub}}))"`)
@@ -306,7 +310,7 @@ func (v *validator) mapping(path string, m *Mapping) {
 	for i, d := range m.AllowedDomains {
 		p := fmt.Sprintf("%s.allowed_domains[%d]", path, i)
 		if !isDomain(strings.TrimPrefix(d, "*.")) {
-			v.errf(p, "invalid domain %q: want example.com or *.example.com", d)
+			v.errf(p, "invalid domain %s: want example.com or *.example.com", v.q(p, d))
 		}
 	}
 	for _, from := range sortedKeys(m.RewriteDomains) {
@@ -315,7 +319,7 @@ func (v *validator) mapping(path string, m *Mapping) {
 			v.errf(p, "invalid domain %q", from)
 		}
 		if to := m.RewriteDomains[from]; !isDomain(to) {
-			v.errf(p, "invalid domain %q", to)
+			v.errf(p, "invalid domain %s", v.q(p, to))
 		}
 	}
 }
@@ -422,7 +426,7 @@ func (v *validator) response(c *Config) {
 			v.errf("response.extra", "a field name must not be empty")
 		}
 		if f == r.EmailField {
-			v.errf(p, "is the email field (%q) itself", r.EmailField)
+			v.errf(p, "is the email field (%s) itself", v.q("response.email_field", r.EmailField))
 		}
 		if strings.TrimSpace(r.Extra[f]) == "" {
 			v.errf(p, "needs a gjson path")
@@ -483,7 +487,7 @@ func (v *validator) spotnana(c *Config) {
 
 func (v *validator) oneOf(path, val string, allowed ...string) {
 	if !slices.Contains(allowed, val) {
-		v.errf(path, "invalid value %q: want %s", val, strings.Join(allowed, " | "))
+		v.errf(path, "invalid value %s: want %s", v.q(path, val), strings.Join(allowed, " | "))
 	}
 }
 
@@ -504,13 +508,13 @@ func (v *validator) listen(path, addr string) {
 		err = fmt.Errorf("bad host")
 	}
 	if err != nil {
-		v.errf(path, "invalid address %q: want host:port, e.g. 127.0.0.1:8080", addr)
+		v.errf(path, "invalid address %s: want host:port, e.g. 127.0.0.1:8080", v.q(path, addr))
 	}
 }
 
 func (v *validator) httpPath(path, p string) bool {
 	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " ?#") {
-		v.errf(path, "invalid path %q: must start with / (no query, no spaces)", p)
+		v.errf(path, "invalid path %s: must start with / (no query, no spaces)", v.q(path, p))
 		return false
 	}
 	return true
@@ -519,7 +523,7 @@ func (v *validator) httpPath(path, p string) bool {
 func (v *validator) httpURL(path, s string) bool {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		v.errf(path, "invalid URL %q: want http:// or https://", s)
+		v.errf(path, "invalid URL %s: want http:// or https://", v.q(path, s))
 		return false
 	}
 	return true

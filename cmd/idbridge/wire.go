@@ -17,13 +17,16 @@ import (
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/mapping"
 	"github.com/idbridge/idbridge/providers"
+	"github.com/idbridge/idbridge/providers/jwt"
 	"github.com/idbridge/idbridge/server"
 )
 
 // registry is the one place that names every provider type.
 func registry() providers.Registry {
 	return providers.Registry{
-		Types: map[string]providers.Factory{},
+		Types: map[string]providers.Factory{
+			jwt.Type: jwt.New,
+		},
 	}
 }
 

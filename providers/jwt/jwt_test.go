@@ -78,6 +78,7 @@ func TestAuthenticateRejects(t *testing.T) {
 		token   func(t *testing.T, f fixture) string
 		want    error
 		expired bool
+		reason  string // expected in the error text, to prove the right check fired
 	}{
 		{name: "expired", want: providers.ErrInvalidToken, expired: true, token: func(t *testing.T, f fixture) string {
 			return mint(t, f.is, claims("exp", unix(f.c, -time.Hour)))
@@ -101,48 +102,48 @@ func TestAuthenticateRejects(t *testing.T) {
 			return mint(t, f.is, claims("iss", f.is.URL()+"/"))
 		}},
 		{name: "opaque token", want: providers.ErrNotMine, token: func(*testing.T, fixture) string { return "2YotnFZFEjr1zCsicMWpAA" }},
-		{name: "wrong aud", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
+		{name: "wrong aud", reason: "audience", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return mint(t, f.is, claims("aud", "someone-else"))
 		}},
 		{name: "aud missing", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return mint(t, f.is, claims("aud", nil))
 		}},
-		{name: "unknown kid", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
+		{name: "unknown kid", reason: "unknown key id", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return mint(t, f.is, claims(), jwttest.WithKID("no-such-key"))
 		}},
-		{name: "alg none", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
+		{name: "alg none", reason: "algorithm not allowed", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return must(t)(f.is.MintNone(claims()))
 		}},
-		{name: "HS256 keyed with the RSA public key PEM", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
+		{name: "HS256 keyed with the RSA public key PEM", reason: "algorithm not allowed", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return must(t)(f.is.MintHMACWithPublicKey(claims(), jwttest.FormPEM))
 		}},
-		{name: "HS256 keyed with the RSA public key DER", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
+		{name: "HS256 keyed with the RSA public key DER", reason: "algorithm not allowed", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return must(t)(f.is.MintHMACWithPublicKey(claims(), jwttest.FormDER))
 		}},
-		{name: "tampered payload", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
+		{name: "tampered payload", reason: "signature invalid", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return must(t)(f.is.Tamper(mint(t, f.is, claims()), claims("email", "admin@example.com")))
 		}},
 		{name: "signature stripped", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			tok := mint(t, f.is, claims())
 			return tok[:strings.LastIndexByte(tok, '.')+1]
 		}},
-		{name: "typ not allowed", extra: []string{"types: [at+jwt]"}, want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
+		{name: "typ not allowed", reason: "typ not allowed", extra: []string{"types: [at+jwt]"}, want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return mint(t, f.is, claims(), jwttest.WithTyp("JWT"))
 		}},
 		{name: "typ missing when required", extra: []string{"types: [at+jwt]"}, want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return mint(t, f.is, claims())
 		}},
-		{name: "key alg mismatch: RS256 key used for PS256", extra: []string{"algorithms: [RS256, PS256]"}, want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
+		{name: "key alg mismatch: RS256 key used for PS256", reason: "key does not fit", extra: []string{"algorithms: [RS256, PS256]"}, want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return mint(t, f.is, claims(), jwttest.WithAlg("PS256"))
 		}},
 		{name: "alg not in allowlist", algs: []string{"RS256", "ES256"}, want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return mint(t, f.is, claims(), jwttest.WithAlg("ES256"))
 		}},
-		{name: "key type does not fit alg", algs: []string{"RS256", "ES256"}, extra: []string{"algorithms: [RS256, ES256]"}, want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
+		{name: "key type does not fit alg", reason: "key does not fit", algs: []string{"RS256", "ES256"}, extra: []string{"algorithms: [RS256, ES256]"}, want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			rsaKey, _ := f.is.SigningKey("RS256")
 			return mint(t, f.is, claims(), jwttest.WithAlg("ES256"), jwttest.WithKID(rsaKey.KID))
 		}},
-		{name: "crit header", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
+		{name: "crit header", reason: "critical", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return mint(t, f.is, claims(), jwttest.WithHeader("crit", []string{"exp"}), jwttest.WithHeader("exp", 1))
 		}},
 		{name: "kid with injection characters", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
@@ -165,6 +166,9 @@ func TestAuthenticateRejects(t *testing.T) {
 			}
 			if tc.want == providers.ErrInvalidToken && errors.Is(err, providers.ErrNotMine) {
 				t.Errorf("err %v must not be ErrNotMine: a jwt verdict is final", err)
+			}
+			if tc.reason != "" && !strings.Contains(err.Error(), tc.reason) {
+				t.Errorf("err = %v, want reason %q", err, tc.reason)
 			}
 			if got := errors.Is(err, providers.ErrExpired); got != tc.expired {
 				t.Errorf("errors.Is(ErrExpired) = %v, want %v", got, tc.expired)
@@ -305,9 +309,13 @@ func TestUnknownKidFloodIsRateLimited(t *testing.T) {
 	is := newIssuer(t, c)
 	p := newTestProvider(t, c, baseYAML(is))
 	before := is.JWKSFetches()
+	// The signature is never checked for an unknown kid, so the forgeries only swap
+	// the header of one signed token (signing 1000 tokens would dominate the test).
+	good := strings.SplitN(mint(t, is, claims()), ".", 2)[1]
 	toks := make([]string, 1000)
 	for i := range toks {
-		toks[i] = mint(t, is, claims(), jwttest.WithKID("forged-"+itoa(int64(i))))
+		hdr := `{"alg":"RS256","kid":"forged-` + itoa(int64(i)) + `"}`
+		toks[i] = base64.RawURLEncoding.EncodeToString([]byte(hdr)) + "." + good
 	}
 	var wg sync.WaitGroup
 	for _, tok := range toks {

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/providers"
@@ -207,6 +208,8 @@ type token struct {
 	payload      []byte // decoded JSON: the claims, returned as the identity document
 	signingInput []byte // ASCII(BASE64URL(header) || '.' || BASE64URL(payload)), RFC 7515 §5.2
 	sig          []byte // decoded; nil when the segment is not strict base64url
+	// hdr and claims view header and payload as strings for gjson without copying.
+	hdr, claims string
 }
 
 // split decodes a compact JWS the way providers.PeekIssuer reads it, so the two agree on
@@ -243,7 +246,8 @@ func split(s string) (token, bool) {
 		payload:      payload[:pn:pn],
 		signingInput: scratch[:inputLen:inputLen],
 	}
-	if !isObject(t.header) || !isObject(t.payload) {
+	t.hdr, t.claims = view(t.header), view(t.payload)
+	if !isObject(t.hdr) || !isObject(t.claims) {
 		return token{}, false
 	}
 	if sn, err := enc.Strict().Decode(scratch[inputLen+hn:], []byte(sig)); err == nil && sn > 0 {
@@ -252,19 +256,30 @@ func split(s string) (token, bool) {
 	return t, true
 }
 
-func isObject(b []byte) bool {
-	return gjson.ValidBytes(b) && gjson.ParseBytes(b).IsObject()
+func isObject(s string) bool {
+	return gjson.Valid(s) && gjson.Parse(s).IsObject()
+}
+
+// view returns b as a string without copying it, so that gjson's string API can read it
+// without the copy its []byte API makes on every call. Safe here because the bytes are
+// never modified once decoded, and no string taken from the view outlives the call
+// that made it.
+func view(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // hasDuplicate reports a repeated top-level member. RFC 7515 §4 and RFC 7519 §4 let a
 // parser reject them; we must, because gjson (used here and by mapping) reads the first
 // occurrence where other JOSE libraries read the last.
-func hasDuplicate(obj []byte) bool {
+func hasDuplicate(obj string) bool {
 	var small [32]string
 	seen := small[:0]
 	var big map[string]struct{}
 	dup := false
-	gjson.ParseBytes(obj).ForEach(func(k, _ gjson.Result) bool {
+	gjson.Parse(obj).ForEach(func(k, _ gjson.Result) bool {
 		name := k.Str
 		if big != nil {
 			if _, ok := big[name]; ok {
@@ -301,15 +316,15 @@ func (p *Provider) Authenticate(ctx context.Context, raw string) (providers.Iden
 	if !ok {
 		return providers.Identity{}, errNotJWT
 	}
-	if iss := gjson.GetBytes(t.payload, "iss"); iss.Type != gjson.String || iss.Str != p.s.cfg.Issuer {
+	if iss := gjson.Get(t.claims, "iss"); iss.Type != gjson.String || iss.Str != p.s.cfg.Issuer {
 		return providers.Identity{}, errOtherIssuer
 	}
 	// From here on the verdict is final.
-	if hasDuplicate(t.header) || hasDuplicate(t.payload) {
+	if hasDuplicate(t.hdr) || hasDuplicate(t.claims) {
 		return providers.Identity{}, errDuplicate
 	}
-	hdr := gjson.GetManyBytes(t.header, "alg", "kid", "typ", "crit")
-	algR, kidR, typR, critR := hdr[0], hdr[1], hdr[2], hdr[3]
+	algR, kidR := gjson.Get(t.hdr, "alg"), gjson.Get(t.hdr, "kid")
+	typR, critR := gjson.Get(t.hdr, "typ"), gjson.Get(t.hdr, "crit")
 	if algR.Type != gjson.String {
 		return providers.Identity{}, errAlg
 	}
@@ -345,11 +360,11 @@ func (p *Provider) Authenticate(ctx context.Context, raw string) (providers.Iden
 		return providers.Identity{}, err
 	}
 
-	exp, err := p.checkTime(t.payload, p.now())
+	exp, err := p.checkTime(t.claims, p.now())
 	if err != nil {
 		return providers.Identity{}, err
 	}
-	if !p.audienceOK(gjson.GetBytes(t.payload, "aud")) {
+	if !p.audienceOK(gjson.Get(t.claims, "aud")) {
 		return providers.Identity{}, errAudience
 	}
 	return providers.Identity{Document: t.payload, Expires: exp}, nil
@@ -456,17 +471,16 @@ func numericDate(r gjson.Result) (time.Time, bool) {
 }
 
 // checkTime validates exp (required), nbf and iat with leeway, and returns exp.
-func (p *Provider) checkTime(claims []byte, now time.Time) (time.Time, error) {
-	r := gjson.GetManyBytes(claims, "exp", "nbf", "iat")
-	exp, ok := numericDate(r[0])
+func (p *Provider) checkTime(claims string, now time.Time) (time.Time, error) {
+	exp, ok := numericDate(gjson.Get(claims, "exp"))
 	if !ok {
 		return time.Time{}, errNoExp
 	}
 	if !now.Before(exp.Add(p.s.leeway)) {
 		return time.Time{}, errExpired
 	}
-	if r[1].Exists() {
-		nbf, ok := numericDate(r[1])
+	if r := gjson.Get(claims, "nbf"); r.Exists() {
+		nbf, ok := numericDate(r)
 		if !ok {
 			return time.Time{}, errClaimType
 		}
@@ -474,8 +488,8 @@ func (p *Provider) checkTime(claims []byte, now time.Time) (time.Time, error) {
 			return time.Time{}, errNotYetValid
 		}
 	}
-	if r[2].Exists() {
-		iat, ok := numericDate(r[2])
+	if r := gjson.Get(claims, "iat"); r.Exists() {
+		iat, ok := numericDate(r)
 		if !ok {
 			return time.Time{}, errClaimType
 		}

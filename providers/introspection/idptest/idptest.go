@@ -122,6 +122,9 @@ func Inactive() http.Handler { return JSON(map[string]any{"active": false}) }
 type Fault struct {
 	Name    string
 	Handler http.Handler
+	// IntrospectionOnly marks a fault only in an introspection answer ("active" as a
+	// string is a fine userinfo claim).
+	IntrospectionOnly bool
 }
 
 // HugeBytes is the size of the HugeBody fault: far past any answer limit.
@@ -132,17 +135,17 @@ const HugeBytes = 10 << 20
 // a redirect. Each must end as "unavailable".
 func Faults() []Fault {
 	return []Fault{
-		{"status 500", Raw(http.StatusInternalServerError, "application/json", []byte(`{"error":"server_error"}`))},
-		{"status 503", Raw(http.StatusServiceUnavailable, "text/plain", []byte("down"))},
-		{"timeout", Hang()},
-		{"malformed JSON", Raw(http.StatusOK, "application/json", []byte(`{"active":true,"sub":`))},
-		{"not an object", Raw(http.StatusOK, "application/json", []byte(`[{"active":true}]`))},
-		{"10 MB body", HugeBody()},
-		{"active as a string", Raw(http.StatusOK, "application/json", []byte(`{"active":"true","sub":"u","email":"e@example.com"}`))},
-		{"active missing", Raw(http.StatusOK, "application/json", []byte(`{"sub":"u","email":"e@example.com"}`))},
-		{"wrong content type", Raw(http.StatusOK, "text/html", []byte(`{"active":true,"sub":"u","email":"e@example.com"}`))},
-		{"empty 200", Raw(http.StatusOK, "application/json", nil)},
-		{"redirect", http.RedirectHandler("http://127.0.0.1:1/elsewhere", http.StatusTemporaryRedirect)},
+		{"status 500", Raw(http.StatusInternalServerError, "application/json", []byte(`{"error":"server_error"}`)), false},
+		{"status 503", Raw(http.StatusServiceUnavailable, "text/plain", []byte("down")), false},
+		{"timeout", Hang(), false},
+		{"malformed JSON", Raw(http.StatusOK, "application/json", []byte(`{"active":true,"sub":`)), false},
+		{"not an object", Raw(http.StatusOK, "application/json", []byte(`[{"active":true}]`)), false},
+		{"10 MB body", HugeBody(), false},
+		{"active as a string", Raw(http.StatusOK, "application/json", []byte(`{"active":"true","sub":"u","email":"e@example.com"}`)), true},
+		{"active missing", Raw(http.StatusOK, "application/json", []byte(`{"sub":"u","email":"e@example.com"}`)), true},
+		{"wrong content type", Raw(http.StatusOK, "text/html", []byte(`{"active":true,"sub":"u","email":"e@example.com"}`)), false},
+		{"empty 200", Raw(http.StatusOK, "application/json", nil), false},
+		{"redirect", http.RedirectHandler("http://127.0.0.1:1/elsewhere", http.StatusTemporaryRedirect), false},
 	}
 }
 

@@ -1,0 +1,356 @@
+package introspection
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/idbridge/idbridge/providers"
+)
+
+// errMalformed marks an answer that is not a well-formed RFC 7662 response. It is never
+// "active": the caller reports the endpoint as unavailable.
+var errMalformed = errors.New("malformed introspection answer")
+
+// errInactive is the endpoint's {"active": false}: an answer, not an error (RFC 7662 §2.2).
+var errInactive = errors.New("token is not active")
+
+// answer is what the checks need from an introspection response, read in one pass.
+type answer struct {
+	exp, nbf       float64 // 0: absent
+	hasExp, hasNbf bool
+	iss            gjson.Result
+	aud            gjson.Result
+	clientID       gjson.Result
+	scope          gjson.Result
+	scp            gjson.Result
+	claims         []gjson.Result // parallel to policy.claims
+}
+
+// Bits of answer fields seen, to refuse an answer that repeats one: JSON parsers disagree
+// on which duplicate wins, and the mapping must read what the checks read.
+const (
+	seenActive = 1 << iota
+	seenExp
+	seenNbf
+	seenIat
+	seenIss
+	seenAud
+	seenClientID
+	seenScope
+	seenScp
+)
+
+// parseAnswer reads an introspection response. It returns errMalformed unless body is a
+// JSON object whose "active" is the JSON boolean true, with well-typed standard members;
+// errInactive for "active": false. claimNames are the required claims to collect.
+func parseAnswer(body []byte, claimNames []string) (answer, error) {
+	var a answer
+	if !gjson.ValidBytes(body) {
+		return a, fmt.Errorf("%w: not JSON", errMalformed)
+	}
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return a, fmt.Errorf("%w: not a JSON object", errMalformed)
+	}
+	if len(claimNames) > 0 {
+		a.claims = make([]gjson.Result, len(claimNames))
+	}
+	var (
+		seen      uint
+		claimSeen uint64
+		active    gjson.Result
+		err       error
+	)
+	once := func(bit uint, key string) bool {
+		if seen&bit != 0 {
+			err = fmt.Errorf("%w: %q appears twice", errMalformed, key)
+			return false
+		}
+		seen |= bit
+		return true
+	}
+	root.ForEach(func(k, v gjson.Result) bool {
+		key := k.Str
+		switch key {
+		case "active":
+			if !once(seenActive, key) {
+				return false
+			}
+			active = v
+		case "exp", "nbf", "iat":
+			if !once(bitOf(key), key) {
+				return false
+			}
+			// RFC 7662 §2.2: integer timestamps. A string or a non-finite number is malformed.
+			if v.Type != gjson.Number || math.IsNaN(v.Num) || math.IsInf(v.Num, 0) {
+				err = fmt.Errorf("%w: %q is not a number", errMalformed, key)
+				return false
+			}
+			switch key {
+			case "exp":
+				a.exp, a.hasExp = v.Num, true
+			case "nbf":
+				a.nbf, a.hasNbf = v.Num, true
+			}
+		case "iss", "client_id", "scope":
+			if !once(bitOf(key), key) {
+				return false
+			}
+			if v.Type != gjson.String {
+				err = fmt.Errorf("%w: %q is not a string", errMalformed, key)
+				return false
+			}
+			switch key {
+			case "iss":
+				a.iss = v
+			case "client_id":
+				a.clientID = v
+			case "scope":
+				a.scope = v
+			}
+		case "aud", "scp":
+			if !once(bitOf(key), key) {
+				return false
+			}
+			if !stringOrStrings(v) {
+				err = fmt.Errorf("%w: %q is neither a string nor an array of strings", errMalformed, key)
+				return false
+			}
+			if key == "aud" {
+				a.aud = v
+			} else {
+				a.scp = v
+			}
+		}
+		for i, name := range claimNames {
+			if key == name {
+				if claimSeen&(1<<i) != 0 {
+					err = fmt.Errorf("%w: %q appears twice", errMalformed, key)
+					return false
+				}
+				claimSeen |= 1 << i
+				a.claims[i] = v
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return answer{}, err
+	}
+	switch active.Type {
+	case gjson.True:
+		return a, nil
+	case gjson.False:
+		return answer{}, errInactive
+	}
+	// Missing, "true", 1, null: RFC 7662 §2.2 requires the boolean. Never guess.
+	return answer{}, fmt.Errorf("%w: \"active\" is not a JSON boolean", errMalformed)
+}
+
+func bitOf(key string) uint {
+	switch key {
+	case "exp":
+		return seenExp
+	case "nbf":
+		return seenNbf
+	case "iat":
+		return seenIat
+	case "iss":
+		return seenIss
+	case "client_id":
+		return seenClientID
+	case "scope":
+		return seenScope
+	case "aud":
+		return seenAud
+	case "scp":
+		return seenScp
+	}
+	return 0
+}
+
+func stringOrStrings(v gjson.Result) bool {
+	switch {
+	case v.Type == gjson.String:
+		return true
+	case v.IsArray():
+		ok := true
+		v.ForEach(func(_, e gjson.Result) bool {
+			ok = e.Type == gjson.String
+			return ok
+		})
+		return ok
+	}
+	return false
+}
+
+// expires is the answer's exp as a time; zero when absent.
+func (a *answer) expires() time.Time {
+	if !a.hasExp {
+		return time.Time{}
+	}
+	sec, frac := math.Modf(a.exp)
+	return time.Unix(int64(sec), int64(frac*1e9))
+}
+
+// policy holds the checks that run on every answer, fresh or cached.
+type policy struct {
+	issuer     string
+	audiences  []string
+	clientIDs  []string
+	claimNames []string
+	claimWant  []any // string, float64 or bool, parallel to claimNames
+	scopes     []string
+}
+
+// maxRequiredClaims bounds required_claims to the bits of answer's bookkeeping.
+const maxRequiredClaims = 64
+
+func newPolicy(cfg *Config) (*policy, []string) {
+	p := &policy{
+		issuer:    cfg.Issuer,
+		audiences: cfg.Audiences,
+		clientIDs: cfg.ClientIDs,
+		scopes:    cfg.RequiredScopes,
+	}
+	var errs []string
+	if len(cfg.RequiredClaims) > maxRequiredClaims {
+		errs = append(errs, fmt.Sprintf("at most %d claims", maxRequiredClaims))
+		return p, errs
+	}
+	names := make([]string, 0, len(cfg.RequiredClaims))
+	for name := range cfg.RequiredClaims {
+		names = append(names, name)
+	}
+	slices.Sort(names) // stable error order and check order
+	for _, name := range names {
+		want, ok := claimValue(cfg.RequiredClaims[name])
+		if !ok || name == "" {
+			errs = append(errs, fmt.Sprintf("%q: the value must be a string, a number or a boolean", name))
+			continue
+		}
+		p.claimNames = append(p.claimNames, name)
+		p.claimWant = append(p.claimWant, want)
+	}
+	return p, errs
+}
+
+func claimValue(v any) (any, bool) {
+	switch x := v.(type) {
+	case string, bool:
+		return x, true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case float64:
+		return x, true
+	}
+	return nil, false
+}
+
+// check runs the time and policy checks on a parsed active answer.
+func (p *policy) check(a *answer, now time.Time) error {
+	unix := float64(now.UnixNano()) / 1e9
+	if a.hasExp && unix >= a.exp {
+		return fmt.Errorf("introspection: %w: %w", providers.ErrInvalidToken, providers.ErrExpired)
+	}
+	if a.hasNbf && unix < a.nbf {
+		return fmt.Errorf("introspection: %w: not valid yet (nbf)", providers.ErrInvalidToken)
+	}
+	if p.issuer != "" && a.iss.Str != p.issuer {
+		return fmt.Errorf("introspection: %w: issuer not accepted", providers.ErrInvalidToken)
+	}
+	if len(p.audiences) > 0 && !anyIn(a.aud, p.audiences) {
+		return fmt.Errorf("introspection: %w: audience not accepted", providers.ErrInvalidToken)
+	}
+	if len(p.clientIDs) > 0 && (a.clientID.Type != gjson.String || !slices.Contains(p.clientIDs, a.clientID.Str)) {
+		return fmt.Errorf("introspection: %w: client not accepted", providers.ErrInvalidToken)
+	}
+	for i, name := range p.claimNames {
+		if !claimMatches(a.claims[i], p.claimWant[i]) {
+			return fmt.Errorf("introspection: %w: required claim %q does not match", providers.ErrInvalidToken, name)
+		}
+	}
+	for _, want := range p.scopes {
+		if !hasScope(a, want) {
+			return &providers.ScopeError{Required: p.scopes}
+		}
+	}
+	return nil
+}
+
+// anyIn reports whether v (a string or an array of strings) holds one of want.
+func anyIn(v gjson.Result, want []string) bool {
+	if v.Type == gjson.String {
+		return slices.Contains(want, v.Str)
+	}
+	found := false
+	v.ForEach(func(_, e gjson.Result) bool {
+		found = e.Type == gjson.String && slices.Contains(want, e.Str)
+		return !found
+	})
+	return found
+}
+
+func claimMatches(v gjson.Result, want any) bool {
+	if v.IsArray() {
+		found := false
+		v.ForEach(func(_, e gjson.Result) bool {
+			found = scalarEquals(e, want)
+			return !found
+		})
+		return found
+	}
+	return scalarEquals(v, want)
+}
+
+func scalarEquals(v gjson.Result, want any) bool {
+	switch w := want.(type) {
+	case string:
+		return v.Type == gjson.String && v.Str == w
+	case float64:
+		return v.Type == gjson.Number && v.Num == w
+	case bool:
+		return (w && v.Type == gjson.True) || (!w && v.Type == gjson.False)
+	}
+	return false
+}
+
+// hasScope looks in scope (RFC 7662 §2.2, space-separated) and in scp (a string or an
+// array, as some IdPs send).
+func hasScope(a *answer, want string) bool {
+	if a.scope.Type == gjson.String && containsField(a.scope.Str, want) {
+		return true
+	}
+	if a.scp.Type == gjson.String {
+		return containsField(a.scp.Str, want)
+	}
+	found := false
+	a.scp.ForEach(func(_, e gjson.Result) bool {
+		found = e.Type == gjson.String && e.Str == want
+		return !found
+	})
+	return found
+}
+
+// containsField reports whether want is one of the space-separated words of s, without
+// allocating.
+func containsField(s, want string) bool {
+	for s != "" {
+		var w string
+		w, s, _ = strings.Cut(s, " ")
+		if w == want {
+			return true
+		}
+	}
+	return false
+}

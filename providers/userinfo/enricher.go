@@ -1,0 +1,120 @@
+package userinfo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/providers"
+)
+
+// Enricher is the `userinfo:` step of a provider: it calls the userinfo endpoint with the
+// same token and merges the answer into the document under Into.
+type Enricher struct {
+	endpoint    string                   // "" : ask source
+	source      providers.UserinfoSource // discovery, when endpoint is ""
+	into        string
+	whenMissing string // "" = always call
+	fetcher     *fetcher
+}
+
+var _ providers.Enricher = (*Enricher)(nil)
+
+// NewEnricher builds the userinfo step from sec.Userinfo. Without an endpoint, p must
+// implement providers.UserinfoSource (a jwt provider with discovery); the endpoint is
+// then asked for lazily, on the first call, so that an IdP down at startup does not stop
+// the config from loading.
+func NewEnricher(sec *configs.ProviderSection, p providers.Provider, deps providers.Deps) (providers.Enricher, error) {
+	u := sec.Userinfo
+	if u == nil {
+		return nil, configs.Errors{sec.Errorf("userinfo", "no userinfo section")}
+	}
+	e := &Enricher{
+		endpoint:    u.Endpoint,
+		into:        u.Into,
+		whenMissing: DefaultWhenMissing,
+		fetcher:     newFetcher(deps, DefaultTimeout, sec.Name),
+	}
+	if e.into == "" {
+		e.into = DefaultInto
+	}
+	if u.WhenMissing != nil {
+		e.whenMissing = *u.WhenMissing
+	}
+	errAt := func(key, format string, args ...any) *configs.Error {
+		err := sec.Errorf("userinfo", format, args...)
+		err.Path += "." + key
+		if u.Line > 0 {
+			err.Line = u.Line
+		}
+		return err
+	}
+	var errs configs.Errors
+	if e.endpoint != "" {
+		if msg := checkURL(e.endpoint); msg != "" {
+			errs = append(errs, errAt("endpoint", "%s", msg))
+		}
+	} else if src, ok := p.(providers.UserinfoSource); ok {
+		e.source = src
+	} else {
+		errs = append(errs, errAt("endpoint", "is required: provider type %s does not discover a userinfo endpoint", sec.Type))
+	}
+	if strings.ContainsAny(e.into, ".*?#|@\\") {
+		errs = append(errs, errAt("into", "must be a plain key, not a path"))
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return e, nil
+}
+
+// Enrich adds the userinfo answer under Into, unless WhenMissing is already in doc.
+//
+// OIDC Core §5.3.2: when both carry sub and they differ, the answer is about someone
+// else and must not be used: ErrAccessDenied.
+func (e *Enricher) Enrich(ctx context.Context, token string, doc []byte) ([]byte, error) {
+	if e.whenMissing != "" && gjson.GetBytes(doc, e.whenMissing).Exists() {
+		return doc, nil
+	}
+	endpoint := e.endpoint
+	if endpoint == "" {
+		ep, err := e.source.UserinfoEndpoint(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("userinfo: %w: discovery: %w", providers.ErrUnavailable, err)
+		}
+		if ep == "" || checkURL(ep) != "" {
+			return nil, fmt.Errorf("userinfo: %w: %w", providers.ErrUnavailable, errNoEndpoint)
+		}
+		endpoint = ep
+	}
+	answer, err := e.fetcher.fetch(ctx, endpoint, token)
+	if err != nil {
+		return nil, err
+	}
+	if docSub, ansSub := gjson.GetBytes(doc, "sub"), gjson.GetBytes(answer, "sub"); docSub.Exists() && ansSub.Exists() && docSub.String() != ansSub.String() {
+		return nil, fmt.Errorf("userinfo: %w: the answer's sub differs from the token's", providers.ErrAccessDenied)
+	}
+	return merge(doc, e.into, answer)
+}
+
+// TTL: the step adds no bound of its own; the provider's cache_ttl applies.
+func (e *Enricher) TTL() time.Duration { return 0 }
+
+// merge sets doc[key] = value (both JSON objects), replacing any previous key.
+func merge(doc []byte, key string, value []byte) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &m); err != nil || m == nil {
+		return nil, fmt.Errorf("userinfo: %w: the document is not a JSON object", providers.ErrUnavailable)
+	}
+	m[key] = json.RawMessage(value)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("userinfo: %w: merging the answer: %w", providers.ErrUnavailable, err)
+	}
+	return out, nil
+}

@@ -157,7 +157,7 @@ func (s *Server) Listen() (main, admin net.Listener, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if cfg.AdminListen == "" || cfg.AdminListen == cfg.Listen {
+	if cfg.AdminListen == "" || (cfg.AdminListen == cfg.Listen && !strings.HasSuffix(cfg.Listen, ":0")) {
 		return main, nil, nil
 	}
 	admin, err = net.Listen("tcp", cfg.AdminListen)

@@ -24,11 +24,19 @@ func loadConfig(path string, stderr io.Writer) (*configs.Config, bool) {
 		return nil, false
 	}
 	cfg, errs := configs.Load(path)
-	if cfg != nil && len(errs.Fatal()) == 0 {
+	if cfg != nil {
 		_, perrs := buildRuntime(cfg, slog.New(slog.DiscardHandler), nil, true)
 		errs = append(errs, perrs...)
 	}
+	// The config loader and the mapping compiler both check templates; print each
+	// position and message once.
+	seen := map[string]bool{}
 	for _, e := range errs {
+		key := fmt.Sprintf("%s:%d:%s", e.File, e.Line, e.Path)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
 		fmt.Fprintln(stderr, e.Error())
 	}
 	return cfg, len(errs.Fatal()) == 0

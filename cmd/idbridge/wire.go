@@ -17,7 +17,9 @@ import (
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/mapping"
 	"github.com/idbridge/idbridge/providers"
+	"github.com/idbridge/idbridge/providers/introspection"
 	"github.com/idbridge/idbridge/providers/jwt"
+	"github.com/idbridge/idbridge/providers/userinfo"
 	"github.com/idbridge/idbridge/server"
 )
 
@@ -25,8 +27,11 @@ import (
 func registry() providers.Registry {
 	return providers.Registry{
 		Types: map[string]providers.Factory{
-			jwt.Type: jwt.New,
+			jwt.Type:           jwt.New,
+			introspection.Type: introspection.New,
+			userinfo.Type:      userinfo.New,
 		},
+		Userinfo: userinfo.NewEnricher,
 	}
 }
 

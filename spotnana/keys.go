@@ -282,7 +282,7 @@ func loadKeys(dir string) (*keySet, error) {
 	}
 	set := &keySet{}
 	var state strings.Builder
-	seen := map[string]string{}
+	seen := map[string]bool{}
 	for _, f := range files {
 		path := filepath.Join(dir, f.Name())
 		fmt.Fprintf(&state, "%s\x00%d\x00%d\n", f.Name(), f.Size(), f.ModTime().UnixNano())
@@ -290,12 +290,10 @@ func loadKeys(dir string) (*keySet, error) {
 		if err != nil {
 			return nil, err
 		}
-		if other, dup := seen[k.kid]; dup {
-			// Two files, one key: harmless, publish it once.
-			_ = other
-			continue
+		if seen[k.kid] {
+			continue // two files, one key: harmless, publish it once
 		}
-		seen[k.kid] = path
+		seen[k.kid] = true
 		k.created = f.ModTime()
 		set.keys = append(set.keys, k)
 	}

@@ -132,15 +132,15 @@ func SandboxFlags(fs *flag.FlagSet) *SandboxConfig {
 // USER_NOT_AUTHENTICATED; a verified email without a profile is 403 USER_NOT_FOUND; an
 // unreachable user-detail or JWKS is 502 USER_DETAIL_UNAVAILABLE.
 type Sandbox struct {
-	cfg   SandboxConfig
-	users map[string]bool
-	any   bool
-	key   jwk.Key // private, signs access tokens
-	pub   jwk.Key
-	jwks  []byte
-	hc    *http.Client
-	log   *slog.Logger
-	mux   *http.ServeMux
+	cfg     SandboxConfig
+	users   map[string]bool
+	anyUser bool    // "*" in Users
+	key     jwk.Key // private, signs access tokens
+	pub     jwk.Key
+	jwks    []byte
+	hc      *http.Client
+	log     *slog.Logger
+	mux     *http.ServeMux
 
 	requests  atomic.Int64
 	issued    atomic.Int64
@@ -186,7 +186,7 @@ func NewSandbox(cfg SandboxConfig) *Sandbox {
 	}
 	for _, u := range cfg.Users {
 		if u == "*" {
-			s.any = true
+			s.anyUser = true
 		}
 		s.users[strings.ToLower(strings.TrimSpace(u))] = true
 	}
@@ -376,7 +376,7 @@ func (s *Sandbox) handleToken(r *http.Request) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !s.any && !s.users[strings.ToLower(email)] {
+	if !s.anyUser && !s.users[strings.ToLower(email)] {
 		return nil, newErr(http.StatusForbidden, CodeUserNotFound, "no profile for this email")
 	}
 	return s.issue(form.Get("client_id"), email, form.Get("audience"), true)

@@ -171,4 +171,7 @@ type Registry struct {
 	Types    map[string]Factory
 	Lookup   EnricherFactory // nil: lookup sections are refused
 	Userinfo EnricherFactory // nil: userinfo sections are refused
+	// Warnings gives, per type, advice about a valid but risky section, printed by
+	// `idbridge check` and logged at start.
+	Warnings map[string]func(*configs.ProviderSection) configs.Errors
 }

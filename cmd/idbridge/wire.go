@@ -32,6 +32,9 @@ func registry() providers.Registry {
 			userinfo.Type:      userinfo.New,
 		},
 		Userinfo: userinfo.NewEnricher,
+		Warnings: map[string]func(*configs.ProviderSection) configs.Errors{
+			introspection.Type: introspection.Warnings,
+		},
 	}
 }
 
@@ -174,6 +177,9 @@ func buildRuntime(cfg *configs.Config, logger *slog.Logger, shared cache.Cache, 
 		if !ok {
 			errs = append(errs, &configs.Error{File: sec.File, Line: sec.Line, Path: sec.Path + ".type", Msg: fmt.Sprintf("unknown provider type %q (known: %s)", sec.Type, strings.Join(typeNames(reg), ", "))})
 			continue
+		}
+		if warn, ok := reg.Warnings[sec.Type]; ok && validateOnly {
+			errs = append(errs, warn(sec)...)
 		}
 		in, err := factory(sec, deps)
 		if err != nil {

@@ -82,7 +82,10 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 		return providers.Instance{}, err
 	}
 	p := newProvider(sec.Name, s, deps)
-	p.start()
+	if !deps.ValidateOnly {
+		// `idbridge check` validates without touching the network.
+		p.start()
+	}
 	return providers.Instance{
 		Name:        sec.Name,
 		Type:        Type,

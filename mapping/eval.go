@@ -1,0 +1,251 @@
+package mapping
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// reason is why a candidate did not win: a fixed phrase, safe for errors and logs
+// because it never carries a value from the document.
+type reason uint8
+
+const (
+	won reason = iota
+	whenFalse
+	absent
+	notString
+	emptyValue
+	noStringInArray
+	placeholderMissing
+	emptyAfterTransforms
+	notBareAddress
+	tooLongAfterRewrite
+	domainNotAllowed
+)
+
+var reasonText = [...]string{
+	won:                  "won",
+	whenFalse:            "when is false",
+	absent:               "absent",
+	notString:            "not a string",
+	emptyValue:           "empty",
+	noStringInArray:      "no non-empty string in the array",
+	placeholderMissing:   "a placeholder is absent, empty or not a scalar",
+	emptyAfterTransforms: "empty after transforms",
+	notBareAddress:       "not a bare address",
+	tooLongAfterRewrite:  "too long after the domain rewrite",
+	domainNotAllowed:     "domain not allowed",
+}
+
+func (r reason) String() string { return reasonText[r] }
+
+// Email returns the email that the rules find in doc, or an error wrapping ErrNoEmail or
+// ErrDomainNotAllowed. It is the hot path: it writes no trace, and on success it
+// allocates only the returned string (plus what a transform that changes the value needs).
+func (r *Rules) Email(doc []byte) (string, error) {
+	email, i, rs := r.eval(bytesView(doc), nil)
+	switch rs {
+	case won:
+		return email, nil
+	case domainNotAllowed:
+		return "", fmt.Errorf("mapping: candidate %d: %w", i, ErrDomainNotAllowed)
+	}
+	// The failure path runs again with a trace, to say why each candidate was rejected;
+	// so the success path never builds that list.
+	_, _, err := r.Trace(doc)
+	return "", err
+}
+
+// Trace returns the same result as Email, and a trace of every candidate tried.
+func (r *Rules) Trace(doc []byte) (string, *Trace, error) {
+	tr := &Trace{}
+	email, i, rs := r.eval(bytesView(doc), tr)
+	switch rs {
+	case won:
+		return email, tr, nil
+	case domainNotAllowed:
+		return "", tr, fmt.Errorf("mapping: candidate %d: %w", i, ErrDomainNotAllowed)
+	}
+	var b strings.Builder
+	for _, s := range tr.Steps {
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(s.Index))
+		b.WriteString(": ")
+		b.WriteString(s.Rejected)
+	}
+	return "", tr, fmt.Errorf("mapping: %w (%s)", ErrNoEmail, b.String())
+}
+
+// eval tries the candidates in order. It returns the email and the winning index, or the
+// reason of the last candidate tried (domainNotAllowed with its index stops the search).
+// When tr is not nil, it records every step, cloning what it keeps out of doc.
+func (r *Rules) eval(doc string, tr *Trace) (string, int, reason) {
+	last := absent
+	for i := range r.cands {
+		c := &r.cands[i]
+		var st *Step
+		if tr != nil {
+			tr.Steps = append(tr.Steps, Step{Index: i, Path: c.path, Template: c.tmplText})
+			st = &tr.Steps[len(tr.Steps)-1]
+		}
+		email, rs := r.try(c, doc, st)
+		if st != nil {
+			st.Rejected = rs.String()
+			if rs == won {
+				st.Rejected, st.Won = "", true
+			}
+		}
+		switch rs {
+		case won:
+			// The email may point into doc, which belongs to the caller.
+			return strings.Clone(email), i, won
+		case domainNotAllowed:
+			// The first valid email is the user's identity. Falling through to a later
+			// candidate when its domain is refused would let a user who controls an
+			// earlier claim (a secondary address, a self-service profile field) choose
+			// which identity they get; an identity outside the allowed domains is refused.
+			return "", i, domainNotAllowed
+		}
+		last = rs
+	}
+	return "", -1, last
+}
+
+// try evaluates one candidate; st, when not nil, records what happens.
+func (r *Rules) try(c *candidate, doc string, st *Step) (string, reason) {
+	if c.when != nil {
+		ok, found := c.when.eval(doc)
+		if st != nil {
+			st.When = c.when.text + ": " + strconv.FormatBool(ok) + " (found " + rawOrAbsent(found) + ")"
+		}
+		if !ok {
+			return "", whenFalse
+		}
+	}
+	var v string
+	if c.tmpl != nil {
+		var ok bool
+		v, ok = c.tmpl.render(doc, nil)
+		if st != nil {
+			st.Found = "absent"
+			if ok {
+				st.Found = strconv.Quote(v)
+			}
+		}
+		if !ok {
+			return "", placeholderMissing
+		}
+	} else {
+		res := gjson.Get(doc, c.path)
+		if st != nil {
+			st.Found = rawOrAbsent(res)
+		}
+		var rs reason
+		if v, rs = pick(res); rs != won {
+			return "", rs
+		}
+	}
+	for i := range c.transforms {
+		t := &c.transforms[i]
+		v = t.apply(v)
+		if st != nil {
+			st.Values = append(st.Values, StepValue{Transform: t.String(), Value: strings.Clone(v)})
+		}
+	}
+	if v == "" {
+		return "", emptyAfterTransforms
+	}
+	if !bareAddress(v) {
+		return "", notBareAddress
+	}
+	v = r.rewrite(v)
+	if st != nil {
+		st.Email = strings.Clone(v)
+	}
+	if len(v) > maxAddress {
+		return "", tooLongAfterRewrite
+	}
+	if !r.domainAllowed(v) {
+		return v, domainNotAllowed
+	}
+	return v, won
+}
+
+// pick turns a path's result into the candidate's value: a non-empty string, or the first
+// non-empty string of an array (so that `emails` and LDAP attributes work). A number or a
+// boolean is never taken for an email.
+func pick(res gjson.Result) (string, reason) {
+	switch {
+	case !res.Exists():
+		return "", absent
+	case res.Type == gjson.String:
+		if res.Str == "" {
+			return "", emptyValue
+		}
+		return res.Str, won
+	case res.IsArray():
+		var v string
+		res.ForEach(func(_, e gjson.Result) bool {
+			if e.Type == gjson.String && e.Str != "" {
+				v = e.Str
+				return false
+			}
+			return true
+		})
+		if v == "" {
+			return "", noStringInArray
+		}
+		return v, won
+	default:
+		return "", notString
+	}
+}
+
+// rewrite replaces the domain of a valid address (exactly one "@") when rewrite_domains
+// names it.
+func (r *Rules) rewrite(email string) string {
+	if len(r.rewrites) == 0 {
+		return email
+	}
+	at := strings.IndexByte(email, '@')
+	domain := email[at+1:]
+	for _, rw := range r.rewrites {
+		if strings.EqualFold(domain, rw.from) {
+			return email[:at+1] + rw.to
+		}
+	}
+	return email
+}
+
+// domainAllowed checks a valid address's domain against allowed_domains: an exact entry
+// matches case-insensitively; a wildcard entry (stored as ".example.com") matches a
+// domain that ends with it and is longer, so that example.com itself is not admitted and
+// badexample.com never is.
+func (r *Rules) domainAllowed(email string) bool {
+	if len(r.allowed) == 0 {
+		return true
+	}
+	domain := email[strings.IndexByte(email, '@')+1:]
+	for _, a := range r.allowed {
+		if a[0] == '.' {
+			if len(domain) > len(a) && strings.EqualFold(domain[len(domain)-len(a):], a) {
+				return true
+			}
+		} else if strings.EqualFold(domain, a) {
+			return true
+		}
+	}
+	return false
+}
+
+func rawOrAbsent(r gjson.Result) string {
+	if !r.Exists() {
+		return "absent"
+	}
+	return strings.Clone(r.Raw)
+}

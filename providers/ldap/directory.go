@@ -309,7 +309,7 @@ func (d *Directory) take(ctx context.Context) (*conn, error) {
 		if !c.c.IsClosing() {
 			return c, nil
 		}
-		go c.close() // Close may wait for go-ldap's goroutines; not under the lock.
+		c.close()
 	}
 	return nil, nil
 }
@@ -369,7 +369,7 @@ func (d *Directory) do(ctx context.Context, c *conn, op func() error) error {
 	err := op()
 	if !stop() {
 		// ctx ended during op: the connection may be half-way through a response.
-		c.c.Close()
+		c.close()
 		if err == nil {
 			err = ctx.Err()
 		}
@@ -409,6 +409,10 @@ func (d *Directory) dial(ctx context.Context) (*conn, error) {
 	fail := func(err error) (*conn, error) {
 		stop()
 		c.close()
+		if cerr := dctx.Err(); cerr != nil {
+			// Interrupted by the deadline or the caller: say so, whatever go-ldap saw.
+			err = &netError{err: fmt.Errorf("%w: %w", err, cerr)}
+		}
 		return nil, err
 	}
 	if d.startTLS {
@@ -435,7 +439,14 @@ func (d *Directory) dial(ctx context.Context) (*conn, error) {
 // interrupt makes any blocked I/O on raw return at once: a deadline in the past.
 func interrupt(raw net.Conn) { _ = raw.SetDeadline(time.Unix(1, 0)) }
 
-func (c *conn) close() { _ = c.c.Close() }
+// close closes the socket at once, so that the server sees the connection go before a
+// replacement is dialed (the pool bound holds on the server's side too), and lets go-ldap
+// wind down its goroutines in the background: its Close can wait up to the request
+// timeout for them, and no caller should wait for a connection it is throwing away.
+func (c *conn) close() {
+	_ = c.raw.Close()
+	go func() { _ = c.c.Close() }()
+}
 
 // netError marks a failure of the connection itself: the pool discards the connection.
 type netError struct{ err error }

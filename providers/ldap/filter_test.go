@@ -322,19 +322,16 @@ func TestTimeout(t *testing.T) {
 	if !errors.Is(err, providers.ErrUnavailable) {
 		t.Fatalf("err = %v; want ErrUnavailable", err)
 	}
-	if el := time.Since(start); el > 2*time.Second {
+	if el := time.Since(start); el > 5*time.Second { // a hang guard, not a timing test
 		t.Fatalf("took %v with timeout 200ms", el)
 	}
 
-	// A caller's shorter deadline wins over the directory's timeout.
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	start = time.Now()
-	if _, _, err = s.findOne(ctx, "(uid=alice)"); !errors.Is(err, providers.ErrUnavailable) {
-		t.Fatalf("err = %v; want ErrUnavailable", err)
-	}
-	if el := time.Since(start); el > 150*time.Millisecond {
-		t.Fatalf("took %v with a 50ms context", el)
+	// A caller that gives up interrupts the search at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	_, _, err = s.findOne(ctx, "(uid=alice)")
+	if !errors.Is(err, providers.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v; want ErrUnavailable wrapping context.Canceled", err)
 	}
 	if st := d.Stats(); st.InUse != 0 || st.Idle != 0 {
 		t.Fatalf("stats after failures = %+v; want nothing in use or idle", st)

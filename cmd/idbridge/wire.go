@@ -19,6 +19,7 @@ import (
 	"github.com/idbridge/idbridge/providers"
 	"github.com/idbridge/idbridge/providers/introspection"
 	"github.com/idbridge/idbridge/providers/jwt"
+	"github.com/idbridge/idbridge/providers/ldap"
 	"github.com/idbridge/idbridge/providers/userinfo"
 	"github.com/idbridge/idbridge/server"
 )
@@ -30,7 +31,9 @@ func registry() providers.Registry {
 			jwt.Type:           jwt.New,
 			introspection.Type: introspection.New,
 			userinfo.Type:      userinfo.New,
+			ldap.Type:          ldap.New,
 		},
+		Lookup:   ldap.NewLookup,
 		Userinfo: userinfo.NewEnricher,
 		Warnings: map[string]func(*configs.ProviderSection) configs.Errors{
 			introspection.Type: introspection.Warnings,
@@ -165,6 +168,16 @@ func buildRuntime(cfg *configs.Config, logger *slog.Logger, shared cache.Cache, 
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
+		}
+	}
+
+	if len(cfg.Directories) > 0 {
+		dirs, err := ldap.NewDirectories(cfg.Directories, deps)
+		if err != nil {
+			errs = append(errs, asConfigErrors(&configs.ProviderSection{File: cfg.File, Line: 1, Path: "directories"}, err)...)
+		} else {
+			deps.Directories = dirs
+			closers = append(closers, dirs.Close)
 		}
 	}
 

@@ -61,6 +61,10 @@ func NewDirectories(dirs map[string]*configs.Directory, deps providers.Deps) (*D
 		_ = ds.Close()
 		return nil, errs
 	}
+	if deps.ValidateOnly {
+		// `idbridge check` validates without touching the network.
+		return ds, nil
+	}
 
 	// The start check runs in parallel so that one unreachable directory does not delay
 	// the others; each is bounded by its own timeout. A constructor has no caller context,

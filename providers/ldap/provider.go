@@ -108,7 +108,7 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 	p.search = newSearch(dir, cfg.Attributes)
 	return providers.Instance{
 		Name:        sec.Name,
-		Type:        "ldap",
+		Type:        Type,
 		Provider:    p,
 		CacheTTL:    ttl,
 		NegativeTTL: NegativeTTL,
@@ -183,3 +183,6 @@ func logger(deps providers.Deps, provider string) *slog.Logger {
 	}
 	return deps.Logger.With("provider", provider)
 }
+
+// Type is the provider type name in the config (type: ldap).
+const Type = "ldap"

@@ -771,6 +771,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("server: {listen: ${env:X}}\n" + base))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("x: &x {<<: *x}\n"))
+	f.Add([]byte("providers:\n  - &a {<<: [*a, *a], name: p, type: jwt}\n"))
 	f.Add([]byte("providers:\n  - <<: {name: a}\n    type: jwt\nmapping: {email: [{template: \"{{a}\"}]}\n"))
 	f.Add([]byte("mapping:\n  email:\n    - transforms: [{replace: {regex: '(', with: 1}}, {trim_prefix: [1]}]\n"))
 	f.Add([]byte("cache: {backend: redis, encryption_key: ${file:x}}\n---\n"))
@@ -792,4 +793,37 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestMergeKeys(t *testing.T) {
+	src := `providers:
+  - &corp
+    name: a
+    type: jwt
+    issuer: https://a
+    audiences: [x]
+  - <<: *corp
+    name: b
+    issuer: https://b
+` + mappingOnly
+	c, errs := Parse("c.yaml", []byte(src), env())
+	if errs.Err() != nil {
+		t.Fatal(errs)
+	}
+	b := c.Providers[1]
+	eq(t, b.Name, "b")
+	eq(t, b.Type, "jwt")
+	var own struct {
+		Issuer    string   `yaml:"issuer"`
+		Audiences []string `yaml:"audiences"`
+	}
+	if errs := b.Decode(&own); errs != nil {
+		t.Fatal(errs)
+	}
+	eq(t, own.Issuer, "https://b")
+	eq(t, strings.Join(own.Audiences, ","), "x")
+
+	// A mapping that merges itself is refused, not expanded forever.
+	_, errs = Parse("c.yaml", []byte("server: &s {<<: *s}\n"+base), env())
+	sameErrors(t, errs.Fatal(), []string{`c.yaml:1: server: a merge (<<) refers to the mapping that contains it`})
 }

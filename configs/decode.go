@@ -74,6 +74,9 @@ type decoder struct {
 	refs  map[string]string
 	nodes int // nodes visited, bounded by maxNodes
 	depth int
+	// merging holds the mappings whose merge keys are being expanded, to refuse a
+	// mapping that merges itself.
+	merging map[*yaml.Node]bool
 }
 
 func newDecoder(file string, lines map[string]int) *decoder {
@@ -422,7 +425,23 @@ type pair struct{ key, val *yaml.Node }
 // one. A duplicate explicit key, or a key that is not a scalar, is an error.
 func (d *decoder) pairs(path string, n *yaml.Node, depth int) []pair {
 	if depth > maxDepth {
-		d.errorf(n.Line, path, "merge keys nested too deeply (or an alias refers to itself)")
+		d.errorf(n.Line, path, "merge keys nested too deeply")
+		return nil
+	}
+	if d.merging[n] {
+		d.errorf(n.Line, path, "a merge (<<) refers to the mapping that contains it")
+		return nil
+	}
+	if d.merging == nil {
+		d.merging = map[*yaml.Node]bool{}
+	}
+	d.merging[n] = true
+	defer delete(d.merging, n)
+	d.nodes += len(n.Content) / 2
+	if d.nodes > maxNodes {
+		if d.nodes-len(n.Content)/2 <= maxNodes {
+			d.errorf(n.Line, path, "document too large (aliases expand to more than %d nodes)", maxNodes)
+		}
 		return nil
 	}
 	var out, merged []pair

@@ -202,28 +202,30 @@ func (d *decoder) providers(key, n *yaml.Node) []*ProviderSection {
 // that mean the same get the same fingerprint however they are written.
 func fingerprint(pairs []pair) string {
 	var b bytes.Buffer
-	budget := maxNodes
-	canonPairs(&b, pairs, 0, &budget)
+	// One decoder for the whole walk: merge keys are expanded within its node budget;
+	// its errors were already reported while decoding.
+	d := newDecoder("", nil)
+	canonPairs(&b, d, pairs, 0)
 	sum := sha256.Sum256(b.Bytes())
 	return hex.EncodeToString(sum[:])
 }
 
-func canonPairs(b *bytes.Buffer, pairs []pair, depth int, budget *int) {
+func canonPairs(b *bytes.Buffer, d *decoder, pairs []pair, depth int) {
 	sorted := slices.Clone(pairs)
 	slices.SortFunc(sorted, func(x, y pair) int { return strings.Compare(x.key.Value, y.key.Value) })
 	b.WriteByte('{')
 	for _, p := range sorted {
 		b.WriteString(strconv.Quote(p.key.Value))
 		b.WriteByte(':')
-		canon(b, p.val, depth+1, budget)
+		canon(b, d, p.val, depth+1)
 		b.WriteByte(',')
 	}
 	b.WriteByte('}')
 }
 
-func canon(b *bytes.Buffer, n *yaml.Node, depth int, budget *int) {
-	*budget--
-	if *budget < 0 || depth > maxDepth {
+func canon(b *bytes.Buffer, d *decoder, n *yaml.Node, depth int) {
+	d.nodes++
+	if d.nodes > maxNodes || depth > maxDepth {
 		b.WriteString("!")
 		return
 	}
@@ -232,12 +234,11 @@ func canon(b *bytes.Buffer, n *yaml.Node, depth int, budget *int) {
 	}
 	switch n.Kind {
 	case yaml.MappingNode:
-		d := newDecoder("", nil) // merge keys expanded; errors are reported elsewhere
-		canonPairs(b, d.pairs("", n, 0), depth, budget)
+		canonPairs(b, d, d.pairs("", n, 0), depth)
 	case yaml.SequenceNode:
 		b.WriteByte('[')
 		for _, c := range n.Content {
-			canon(b, c, depth+1, budget)
+			canon(b, d, c, depth+1)
 			b.WriteByte(',')
 		}
 		b.WriteByte(']')

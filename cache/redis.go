@@ -59,7 +59,8 @@ type RedisOptions struct {
 	// a Purge on another replica shows here within this window. 0: 1s; < 0: never reuse.
 	GenerationTTL time.Duration
 	// OnStateChange, if set, is called on every transition (true: now degraded). It runs
-	// on the goroutine that saw the transition and must return quickly.
+	// on the goroutine that saw the transition (inside NewRedis when Redis is down at
+	// start) and must return quickly.
 	OnStateChange func(degraded bool)
 }
 
@@ -91,7 +92,7 @@ type RedisStats struct {
 // group of that provider, whatever follows the "/" in p, and a p that is only a part
 // of a name ("ok") matches the provider named exactly "ok", not "okta". Old entries
 // become unreachable and expire on their own TTL. Other replicas see a purge within
-// RedisOptions.GenerationTTL.
+// RedisOptions.GenerationTTL (this replica too, when a Get races with its own Purge).
 type Redis struct {
 	client *redis.Client
 	seal   *sealer
@@ -117,8 +118,9 @@ type Redis struct {
 	hits, misses         [numKinds]atomic.Uint64
 	errs, fallback, flip atomic.Uint64
 
-	done chan struct{}
-	wg   sync.WaitGroup
+	done      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 var _ Cache = (*Redis)(nil)
@@ -399,14 +401,13 @@ func (r *Redis) addPending(id genID) {
 
 // Close stops the prober and closes the connections.
 func (r *Redis) Close() error {
-	select {
-	case <-r.done:
-		return nil
-	default:
-	}
-	close(r.done)
-	r.wg.Wait()
-	return r.client.Close()
+	var err error
+	r.closeOnce.Do(func() {
+		close(r.done)
+		r.wg.Wait()
+		err = r.client.Close()
+	})
+	return err
 }
 
 // provider is the first path element of a group, the unit of Purge.

@@ -766,3 +766,57 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 func newTestLogger(buf *bytes.Buffer, mu *sync.Mutex) *slog.Logger {
 	return slog.New(slog.NewTextHandler(lockedWriter{mu: mu, buf: buf}, nil))
 }
+
+func TestRedisAuthAndDB(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	raw := rawClient(t, srv.Addr())
+	if err := raw.ConfigSet(ctx, "requirepass", "s3cret").Err(); err != nil {
+		t.Fatal(err)
+	}
+	authed := redis.NewClient(&redis.Options{Addr: srv.Addr(), Password: "s3cret", DB: 2})
+	t.Cleanup(func() { _ = authed.Close() })
+
+	cases := []struct {
+		name     string
+		password string
+		degraded bool
+	}{
+		{"right password", "s3cret", false},
+		{"wrong password", "nope", true},
+		{"no password", "", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := redisConfig(srv.Addr(), testKey(13))
+			cfg.Redis.Password = tc.password
+			cfg.Redis.DB = 2
+			var r *Redis
+			within(t, "NewRedis", func() {
+				var err error
+				if r, err = NewRedis(cfg, RedisOptions{}); err != nil {
+					t.Errorf("NewRedis: %v", err)
+				}
+			})
+			if r == nil {
+				t.FailNow()
+			}
+			defer r.Close()
+			k := Key{Identity, "p/f", "x"}
+			within(t, "Set", func() { r.Set(ctx, k, []byte("v"), time.Minute) })
+			within(t, "Get", func() {
+				if _, ok := r.Get(ctx, k); !ok {
+					t.Error("miss right after Set")
+				}
+			})
+			if r.Degraded() != tc.degraded {
+				t.Fatalf("Degraded = %v, want %v", r.Degraded(), tc.degraded)
+			}
+			if !tc.degraded {
+				if n := authed.DBSize(ctx).Val(); n == 0 {
+					t.Fatal("nothing written to db 2")
+				}
+			}
+		})
+	}
+}

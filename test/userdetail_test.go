@@ -1,7 +1,14 @@
 package test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -361,6 +368,7 @@ func TestExamplesPassCheck(t *testing.T) {
 	}
 	envRef := regexp.MustCompile(`\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}`)
 	fileRef := regexp.MustCompile(`\$\{file:([^}]+)\}`)
+	caFileRef := regexp.MustCompile(`ca_file: (/[^\s#]+)`)
 	const dummy = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
@@ -385,6 +393,14 @@ func TestExamplesPassCheck(t *testing.T) {
 				os.MkdirAll(filepath.Dir(p), 0o700)
 				os.WriteFile(p, []byte(dummy+"\n"), 0o600)
 			}
+			// Absolute CA files (/etc/idbridge/…) are stood in by a real PEM in the
+			// test's folder, since the directory code reads them at load.
+			for _, m := range caFileRef.FindAllStringSubmatch(string(data), -1) {
+				p := filepath.Join(dir, strings.TrimPrefix(m[1], "/"))
+				os.MkdirAll(filepath.Dir(p), 0o700)
+				os.WriteFile(p, testCAPEM(t), 0o600)
+				data = []byte(strings.ReplaceAll(string(data), m[0], "ca_file: "+p))
+			}
 			cfg := filepath.Join(dir, filepath.Base(f))
 			os.WriteFile(cfg, data, 0o600)
 			cmd := []string{"check", "--config", cfg}
@@ -406,3 +422,26 @@ func runCLIEnv(t *testing.T, env []string, args ...string) (int, string, string)
 }
 
 var _ = http.StatusOK
+
+// testCAPEM returns a self-signed CA certificate in PEM.
+func testCAPEM(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "idbridge test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}

@@ -442,3 +442,46 @@ func sendConcurrently(br *bridge, tok string, n int, written func()) []int {
 	done.Wait()
 	return statuses
 }
+
+// TestOpaquePolicyOnCacheHit: a token the endpoint calls active but that fails the
+// provider's policy is refused on the first request and again on the second, which is
+// answered without asking the endpoint again: the policy runs on cached answers too.
+func TestOpaquePolicyOnCacheHit(t *testing.T) {
+	g := newLeakGuard(t)
+	const secret = "policy-secret-77c1e0d4"
+	g.secrets = append(g.secrets, secret)
+	// The answer is for another application, for another audience, without the travel
+	// scope; each case checks one of these.
+	answer := activeAnswer(map[string]any{"client_id": "other-app", "aud": "other-api", "scope": "openid"})
+	cases := []struct {
+		name    string
+		policy  string // keys of the introspection provider
+		status  int
+		code    string
+		wwwAuth string
+	}{
+		{"required_scopes", "    client_ids: [other-app]\n    required_scopes: [travel]\n", 403, "insufficient_scope", `error="insufficient_scope", scope="travel"`},
+		{"audiences", "    client_ids: [other-app]\n    audiences: [idbridge]\n", 401, "invalid_token", `error="invalid_token"`},
+		{"client_ids", "    client_ids: [idbridge]\n", 401, "invalid_token", `error="invalid_token"`},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			srv := idptest.New(t, answer)
+			// fakeIntrospection's own client_ids is replaced by the case's policy.
+			yaml := strings.Replace(fakeIntrospection(srv.URL, secret, "    cache_ttl: 1h\n    negative_cache_ttl: 1h\n"+c.policy), "    client_ids: [idbridge]\n", "", 1)
+			br := g.start(t, opaqueConfig(yaml))
+			tok := g.token(fmt.Sprintf("opaque-policy-%02d-a41f6e", i))
+			for n := range 2 {
+				r := userDetail(t, br, tok)
+				want(t, r, c.status, c.code)
+				if www := r.Header.Get("WWW-Authenticate"); !strings.Contains(www, c.wwwAuth) {
+					t.Errorf("request %d: WWW-Authenticate %q, want %s", n+1, www, c.wwwAuth)
+				}
+			}
+			if got := srv.Hits(); got != 1 {
+				t.Errorf("%d calls reached the endpoint, want 1 (the second answer from the cache)", got)
+			}
+		})
+	}
+}

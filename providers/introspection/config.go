@@ -219,7 +219,6 @@ func warnings(sec *configs.ProviderSection, cfg *Config) configs.Errors {
 	return ws
 }
 
-
 func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true

@@ -278,6 +278,5 @@ func tokenRefused(challenges []string) bool {
 
 func drain(r io.Reader) { _, _ = io.CopyN(io.Discard, r, 4<<10) }
 
-
 // errNoEndpoint: discovery gave no userinfo endpoint.
 var errNoEndpoint = errors.New("no userinfo endpoint")

@@ -182,6 +182,7 @@ func (s *Server) userDetail(c *gin.Context, req *request) {
 func (s *Server) exchange(c *gin.Context, req *request) {
 	res, token, sum, ok := s.authenticate(c, req)
 	if !ok {
+		s.observeExchange(req.reason)
 		return
 	}
 	// Spotnana calls user-detail back while this exchange is in flight; the pin answers

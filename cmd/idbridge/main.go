@@ -39,6 +39,7 @@ func commands() []command {
 		{"check", "check --config FILE: validate a config; print every error, exit 2 on any", cmdCheck},
 		{"map", "map --config FILE [--provider NAME] --input FILE|-: dry-run the mapping on an identity JSON", cmdMap},
 		{"resolve", "resolve --config FILE --token FILE|-: run the whole chain for one token", cmdResolve},
+		{"exchange", "exchange --config FILE --subject-token FILE|-: perform one token exchange, print Spotnana's JSON", cmdExchange},
 		{"version", "version: print the version", cmdVersion},
 	}
 }

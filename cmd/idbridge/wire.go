@@ -229,6 +229,11 @@ func buildRuntime(cfg *configs.Config, logger *slog.Logger, shared cache.Cache, 
 		}
 		instances = append(instances, inst)
 	}
+	if cfg.Spotnana != nil && validateOnly {
+		if _, err := buildExchange(cfg, httpClient, nil, logger, true); err != nil {
+			errs = append(errs, &configs.Error{File: cfg.File, Line: cfg.Spotnana.Line, Path: "spotnana", Msg: err.Error()})
+		}
+	}
 	if len(errs.Fatal()) > 0 || validateOnly {
 		closeAll()
 		return &built{instances: instances}, errs
@@ -245,6 +250,15 @@ func buildRuntime(cfg *configs.Config, logger *slog.Logger, shared cache.Cache, 
 		Bridge: bridge,
 		Health: healthFunc(instances),
 		Close:  closeAll,
+	}
+	if cfg.Spotnana != nil {
+		parts, err := buildExchange(cfg, httpClient, c, logger, false)
+		if err != nil {
+			closeAll()
+			return nil, configs.Errors{{File: cfg.File, Line: cfg.Spotnana.Line, Path: "spotnana", Msg: err.Error()}}
+		}
+		closers = append(closers, parts.close)
+		rt.Exchange, rt.JWKS = parts.exchange, parts.jwks
 	}
 	return &built{rt: rt, instances: instances, cache: c}, errs
 }

@@ -69,6 +69,9 @@ func cmdSandbox(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "sandbox listening on http://%s (mode %s, token endpoint %s, %d users)\n",
 		ln.Addr(), sb.Mode(), spotnana.SandboxTokenPath, users)
 
+	if users == 0 {
+		fmt.Fprintln(stdout, "no --users given: every exchange will be refused with "+spotnana.CodeUserNotFound+" (use --users '*' to admit any email)")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := serveHandler(ctx, ln, sb, logger); err != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sort"
 	"syscall"
 
 	"github.com/idbridge/idbridge/configs"
@@ -30,6 +31,8 @@ func loadConfig(path string, stderr io.Writer) (*configs.Config, bool) {
 	}
 	// The config loader and the mapping compiler both check templates; print each
 	// position and message once.
+	// In file order, as an editor would walk them.
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].File == errs[j].File && errs[i].Line < errs[j].Line })
 	seen := map[string]bool{}
 	for _, e := range errs {
 		key := fmt.Sprintf("%s:%d:%s", e.File, e.Line, e.Path)

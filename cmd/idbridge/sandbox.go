@@ -44,13 +44,6 @@ func cmdSandbox(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "idbridge sandbox: --mode must be callback or jwks")
 		return exitUsage
 	}
-	// In jwks mode the user-detail default would make NewSandbox pick callback; an
-	// explicit --jwks-url without --user-detail-url means jwks, as the flag says.
-	userDetailSet := false
-	fs.Visit(func(f *flag.Flag) { userDetailSet = userDetailSet || f.Name == "user-detail-url" })
-	if cfg.Mode == "" && cfg.JWKSURL != "" && !userDetailSet {
-		cfg.Mode = spotnana.SandboxModeJWKS
-	}
 	var h slog.Handler = slog.NewTextHandler(stderr, nil)
 	if *logFormat == "json" {
 		h = slog.NewJSONHandler(stderr, nil)

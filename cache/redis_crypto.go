@@ -1,0 +1,143 @@
+package cache
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"strings"
+	"sync"
+)
+
+// sealVersion is the first byte of every sealed value, so that a future change of
+// format reads old values as misses rather than garbage.
+const sealVersion = 1
+
+// keyLen is the size of cache.encryption_key: AES-256.
+const keyLen = 32
+
+// HKDF labels: one master key yields independent subkeys, so that the key that seals
+// values never also serves as the key that names them.
+const (
+	infoSeal = "idbridge cache v1: seal values (AES-256-GCM)"
+	infoName = "idbridge cache v1: name keys (HMAC-SHA256)"
+)
+
+// errBadKey never carries the key itself, nor any part of it.
+var errBadKey = errors.New("cache: encryption_key must be 32 bytes, hex (64 digits) or base64")
+
+// parseEncryptionKey decodes cache.encryption_key, given as hex or as any usual base64
+// alphabet (padded or not).
+func parseEncryptionKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, errors.New("cache: encryption_key is required with backend redis")
+	}
+	if len(s) == 2*keyLen {
+		if b, err := hex.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	for _, enc := range []*base64.Encoding{
+		base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding,
+	} {
+		if b, err := enc.DecodeString(s); err == nil {
+			if len(b) == keyLen {
+				return b, nil
+			}
+			return nil, fmt.Errorf("%w (base64 decodes to %d bytes)", errBadKey, len(b))
+		}
+	}
+	return nil, errBadKey
+}
+
+// sealer seals values and names keys under subkeys of one master key.
+type sealer struct {
+	aead cipher.AEAD // the standard GCM keeps no per-call state: safe to share
+	macs sync.Pool   // of hash.Hash (HMAC-SHA256 under the naming subkey)
+}
+
+func newSealer(master []byte) (*sealer, error) {
+	sealKey, err := hkdf.Key(sha256.New, master, nil, infoSeal, keyLen)
+	if err != nil {
+		return nil, fmt.Errorf("cache: derive sealing key: %w", err)
+	}
+	nameKey, err := hkdf.Key(sha256.New, master, nil, infoName, keyLen)
+	if err != nil {
+		return nil, fmt.Errorf("cache: derive naming key: %w", err)
+	}
+	block, err := aes.NewCipher(sealKey)
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	s := &sealer{aead: aead}
+	s.macs.New = func() any { return hmac.New(sha256.New, nameKey) }
+	return s, nil
+}
+
+// seal returns version | nonce | AES-GCM(v), binding the Redis key as additional data
+// so that a value copied under another key does not open.
+func (s *sealer) seal(redisKey string, v []byte) []byte {
+	ns := s.aead.NonceSize()
+	out := make([]byte, 1+ns, 1+ns+len(v)+s.aead.Overhead())
+	out[0] = sealVersion
+	// A random 96-bit nonce is safe far beyond the number of values this key will seal
+	// between rotations; crypto/rand never fails on supported platforms.
+	_, _ = rand.Read(out[1 : 1+ns])
+	return s.aead.Seal(out, out[1:1+ns], v, []byte(redisKey))
+}
+
+// open reverses seal; anything that does not authenticate is reported as not ok.
+func (s *sealer) open(redisKey string, b []byte) ([]byte, bool) {
+	ns := s.aead.NonceSize()
+	if len(b) < 1+ns+s.aead.Overhead() || b[0] != sealVersion {
+		return nil, false
+	}
+	v, err := s.aead.Open(nil, b[1:1+ns], b[1+ns:], []byte(redisKey))
+	if err != nil {
+		return nil, false
+	}
+	return v, true
+}
+
+// Name tags keep the entry and generation namespaces of the HMAC apart.
+const (
+	tagEntry   = 'e'
+	tagKindGen = 'k'
+	tagProvGen = 'p'
+)
+
+// name returns prefix + base64url(HMAC(tag | kind | gens | len(group) | group | id)).
+// Lengths are encoded so that no two distinct (group, id) pairs hash the same input.
+func (s *sealer) name(prefix string, tag byte, kind Kind, g gens, group, id string) string {
+	h := s.macs.Get().(hash.Hash)
+	h.Reset()
+	var hdr [2 + 8 + 8 + binary.MaxVarintLen64]byte
+	hdr[0], hdr[1] = tag, byte(kind)
+	binary.BigEndian.PutUint64(hdr[2:], g.kind)
+	binary.BigEndian.PutUint64(hdr[10:], g.prov)
+	n := 18 + binary.PutUvarint(hdr[18:], uint64(len(group)))
+	h.Write(hdr[:n])
+	h.Write([]byte(group))
+	h.Write([]byte(id))
+	var sum [sha256.Size]byte
+	mac := h.Sum(sum[:0])
+	s.macs.Put(h)
+	var out [64]byte
+	enc := base64.RawURLEncoding
+	n = enc.EncodedLen(len(mac))
+	enc.Encode(out[:n], mac)
+	return prefix + string(out[:n])
+}

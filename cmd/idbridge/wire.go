@@ -147,12 +147,14 @@ type built struct {
 	rt        *server.Runtime
 	instances []*providers.Instance
 	cache     cache.Cache
+	dirs      providers.Directories
 }
 
 // buildRuntime builds every part a config needs. With validateOnly, factories only check
 // their sections (no network, no goroutines) and the runtime is not usable. Every error
-// is collected, so `check` prints them all at once.
-func buildRuntime(cfg *configs.Config, logger *slog.Logger, shared cache.Cache, validateOnly bool) (*built, configs.Errors) {
+// is collected, so `check` prints them all at once. proc gives the process-wide cache and
+// metrics; nil (one-shot commands) gives the runtime a memory cache of its own.
+func buildRuntime(cfg *configs.Config, logger *slog.Logger, proc *process, validateOnly bool) (*built, configs.Errors) {
 	var errs configs.Errors
 	reg := registry()
 	httpClient, err := newHTTPClient(cfg.Outbound)
@@ -221,19 +223,16 @@ func buildRuntime(cfg *configs.Config, logger *slog.Logger, shared cache.Cache, 
 		return &built{instances: instances}, errs
 	}
 
-	c := shared
-	if c == nil {
-		c = cache.NewMemory(cfg.Cache.MaxEntries, nil)
-	}
-	chain := providers.NewChain(instances, c, nil, nil)
+	c, obs := proc.chainParts(cfg)
+	chain := providers.NewChain(instances, c, nil, obs)
 	bridge := server.NewBridge(chain, def, overrides, cfg.Response.EmailField, cfg.Response.Extra)
 	rt := &server.Runtime{
 		Config: cfg,
 		Bridge: bridge,
-		Health: healthFunc(instances),
+		Health: proc.health(cfg, deps.Directories, healthFunc(instances)),
 		Close:  closeAll,
 	}
-	return &built{rt: rt, instances: instances, cache: c}, errs
+	return &built{rt: rt, instances: instances, cache: c, dirs: deps.Directories}, errs
 }
 
 func typeNames(reg providers.Registry) []string {

@@ -127,7 +127,7 @@ func serve(ctx context.Context, path string, cfg *configs.Config, logger *slog.L
 // invalid one is logged with every error and the old one keeps serving.
 // The cache is the process's: unchanged providers keep their entries.
 func reload(path string, logger *slog.Logger, srv *server.Server, proc *process) {
-	cfg, errs := configs.Load(path)
+	cfg, errs := loadForReload(path)
 	if cfg == nil || len(errs.Fatal()) > 0 {
 		logReloadErrors(logger, errs)
 		proc.reloaded(logger, nil, nil, false)

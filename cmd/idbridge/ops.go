@@ -133,3 +133,23 @@ func resolvable(ctx context.Context, raw string) providers.Health {
 	}
 	return providers.Health{Ready: true, OK: true, Detail: "token_url host resolves"}
 }
+
+// loadForReload loads path as `check` does: the file's errors and every provider's,
+// each once, so that a refused reload logs all of them together.
+func loadForReload(path string) (*configs.Config, configs.Errors) {
+	cfg, errs := configs.Load(path)
+	if cfg != nil {
+		_, perrs := buildRuntime(cfg, slog.New(slog.DiscardHandler), nil, true)
+		errs = append(errs, perrs...)
+	}
+	var out configs.Errors
+	seen := map[string]bool{}
+	for _, e := range errs {
+		key := fmt.Sprintf("%s:%d:%s:%s", e.File, e.Line, e.Path, e.Msg)
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, e)
+		}
+	}
+	return cfg, out
+}

@@ -553,3 +553,33 @@ func TestOutboundCAFile(t *testing.T) {
 		t.Fatalf("email %q", e)
 	}
 }
+
+// TestReloadReleasesOldProviders: each reload below rebuilds the jwt provider (its
+// leeway changes), which starts a key refresher; once a retired runtime serves no
+// request its refresher must stop, so the goroutine count comes back down.
+func TestReloadReleasesOldProviders(t *testing.T) {
+	is := newIssuer(t)
+	br := startBridge(t, jwtConfig(is.URL(), "    leeway: 1s\n"))
+	tok := mint(t, is, nil)
+	emailOf(t, do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(tok)))
+	goroutines := func() float64 {
+		v, _ := sample(scrape(t, br), "go_goroutines")
+		return v
+	}
+	base := goroutines()
+	const reloads = 20
+	for i := 1; i <= reloads; i++ {
+		br.rewrite(jwtConfig(is.URL(), fmt.Sprintf("    leeway: %ds\n", i+1)))
+		br.hup()
+		eventually(t, fmt.Sprintf("reload %d", i), func() bool {
+			v, _ := sample(scrape(t, br), "idbridge_config_reloads_total", "result", "ok")
+			return v >= float64(i)
+		})
+		emailOf(t, do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(tok)))
+	}
+	// Some slack for idle HTTP connections; a leak would leave one or more goroutines
+	// per reload.
+	eventually(t, "the retired providers' goroutines end", func() bool {
+		return goroutines() <= base+reloads/2
+	})
+}

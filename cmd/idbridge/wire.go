@@ -164,6 +164,11 @@ func buildRuntime(cfg *configs.Config, logger *slog.Logger, proc *process, valid
 	deps := providers.Deps{HTTPClient: httpClient, Logger: logger, Now: time.Now, File: cfg.File, ValidateOnly: validateOnly}
 
 	var closers []func() error
+	if httpClient != nil {
+		// Each runtime has its own client: a retired one's keep-alive connections would
+		// otherwise hold two goroutines each until their idle timeout.
+		closers = append(closers, func() error { httpClient.CloseIdleConnections(); return nil })
+	}
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()

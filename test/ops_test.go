@@ -191,9 +191,11 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("wrong audience: %d", r.Status)
 	}
 	br.hup()
-	eventually(t, "the reload is counted", func() bool {
-		v, _ := sample(scrape(t, br), "idbridge_config_reloads_total", "result", "ok")
-		return v == 1
+	eventually(t, "the reload is counted and the new provider has its keys", func() bool {
+		fams := scrape(t, br)
+		reloads, _ := sample(fams, "idbridge_config_reloads_total", "result", "ok")
+		loads, _ := sample(fams, "idbridge_jwks_refreshes_total", "provider", "corp", "result", "ok")
+		return reloads == 1 && loads >= 2
 	})
 
 	fams := scrape(t, br)

@@ -97,6 +97,11 @@ func serve(ctx context.Context, path string, cfg *configs.Config, logger *slog.L
 		b.rt.Close()
 		return err
 	}
+	// SIGHUP is caught before "idbridge serving" is logged: its default action would
+	// kill a process reloaded as soon as it says it serves.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	adminAddr := ""
 	if adminLn != nil {
 		adminAddr = adminLn.Addr().String()
@@ -105,9 +110,6 @@ func serve(ctx context.Context, path string, cfg *configs.Config, logger *slog.L
 	if ready != nil {
 		ready(mainLn.Addr().String(), adminAddr)
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go func() {
 		for {
 			select {

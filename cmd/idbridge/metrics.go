@@ -162,7 +162,10 @@ func (m *metrics) install(cfg *configs.Config, b *built) {
 	for name := range cfg.Directories {
 		v.dirNames = append(v.dirNames, name)
 	}
+	// The view first: a scrape in between must not take the new providers, not yet in
+	// the view, for retired ones.
 	m.view.Store(v)
+	m.jwks.track(b.instances)
 }
 
 // watchRedis exports the shared cache's state: degraded (Redis unreachable, memory
@@ -188,7 +191,9 @@ func (m *metrics) watchRedis(r *cache.Redis) {
 // jwksCollector turns the jwt providers' key-load counters into one monotonic counter
 // per provider name. A reload builds new providers whose counters start at zero, so it
 // adds the increase it sees on each provider since the previous scrape rather than
-// reporting the providers' own totals; a retired provider is read one last time.
+// reporting the providers' own totals. Providers are tracked when installed, not when
+// first scraped, so that one retired before any scrape still counts; a retired
+// provider is read one last time.
 type jwksCollector struct {
 	m *metrics
 
@@ -213,17 +218,12 @@ func (c *jwksCollector) Describe(ch chan<- *prometheus.Desc) { ch <- jwksDesc }
 func (c *jwksCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	current := map[*jwt.Provider]string{}
+	current := map[*jwt.Provider]bool{}
 	if v := c.m.view.Load(); v != nil {
 		for _, in := range v.instances {
 			if p, ok := in.Provider.(*jwt.Provider); ok {
-				current[p] = in.Name
+				current[p] = true
 			}
-		}
-	}
-	for p, name := range current {
-		if _, ok := c.seen[p]; !ok {
-			c.seen[p] = jwksSeen{name: name}
 		}
 	}
 	for p, prev := range c.seen {
@@ -232,7 +232,7 @@ func (c *jwksCollector) Collect(ch chan<- prometheus.Metric) {
 		c.add(prev.name, jwt.ResultError, now.Error-prev.stats.Error)
 		c.add(prev.name, jwt.ResultInvalid, now.Invalid-prev.stats.Invalid)
 		c.add(prev.name, jwt.ResultRateLimited, now.RateLimited-prev.stats.RateLimited)
-		if _, live := current[p]; live {
+		if current[p] {
 			c.seen[p] = jwksSeen{name: prev.name, stats: now}
 		} else {
 			delete(c.seen, p)
@@ -240,6 +240,19 @@ func (c *jwksCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k, v := range c.totals {
 		ch <- prometheus.MustNewConstMetric(jwksDesc, prometheus.CounterValue, v, k.provider, k.result)
+	}
+}
+
+// track starts counting the jwt providers among instances.
+func (c *jwksCollector) track(instances []*providers.Instance) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, in := range instances {
+		if p, ok := in.Provider.(*jwt.Provider); ok {
+			if _, seen := c.seen[p]; !seen {
+				c.seen[p] = jwksSeen{name: in.Name}
+			}
+		}
 	}
 }
 

@@ -36,8 +36,9 @@ func (r *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 
 // ReloadTLS re-reads the main listener's certificate and key (on SIGHUP).
 func (s *Server) ReloadTLS() error {
-	if s.certs == nil {
+	c := s.certs.Load()
+	if c == nil {
 		return nil
 	}
-	return s.certs.Reload()
+	return c.Reload()
 }

@@ -73,7 +73,7 @@ type Server struct {
 	current atomic.Pointer[Runtime]
 	pins    *Pins
 	ready   atomic.Bool
-	certs   *certReloader
+	certs   atomic.Pointer[certReloader] // set by Serve, read by ReloadTLS on SIGHUP
 }
 
 // New returns a server for rt. It validates what only the server can (CIDRs, proxies).
@@ -197,7 +197,7 @@ func (s *Server) Serve(ctx context.Context, main, admin net.Listener) error {
 		if err != nil {
 			return err
 		}
-		s.certs = certs
+		s.certs.Store(certs)
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
 	}
 	servers := []*http.Server{srv}

@@ -81,19 +81,30 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 // serve runs the bridge for cfg until ctx is done; SIGHUP reloads path. ready, when not
 // nil, receives the bound addresses once listening.
 func serve(ctx context.Context, path string, cfg *configs.Config, logger *slog.Logger, ready func(main, admin string)) error {
-	b, errs := buildRuntime(cfg, logger, nil, false)
-	if len(errs.Fatal()) > 0 {
-		return errs.Fatal()
-	}
-	srv, err := server.New(b.rt, server.Options{Logger: logger})
+	proc, err := newProcess(cfg, logger)
 	if err != nil {
 		return err
 	}
+	defer proc.Close()
+	b, errs := buildRuntime(cfg, logger, proc, false)
+	if len(errs.Fatal()) > 0 {
+		return errs.Fatal()
+	}
+	srv, err := server.New(b.rt, proc.options(logger))
+	if err != nil {
+		return err
+	}
+	proc.installed(cfg, b)
 	mainLn, adminLn, err := srv.Listen()
 	if err != nil {
 		b.rt.Close()
 		return err
 	}
+	// SIGHUP is caught before "idbridge serving" is logged: its default action would
+	// kill a process reloaded as soon as it says it serves.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	adminAddr := ""
 	if adminLn != nil {
 		adminAddr = adminLn.Addr().String()
@@ -102,16 +113,13 @@ func serve(ctx context.Context, path string, cfg *configs.Config, logger *slog.L
 	if ready != nil {
 		ready(mainLn.Addr().String(), adminAddr)
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				reload(path, logger, srv, b.cache)
+				reload(path, logger, srv, proc)
 			}
 		}
 	}()
@@ -122,22 +130,29 @@ func serve(ctx context.Context, path string, cfg *configs.Config, logger *slog.L
 
 // reload re-reads the config; a valid one replaces the running one atomically, an
 // invalid one is logged with every error and the old one keeps serving.
-func reload(path string, logger *slog.Logger, srv *server.Server, shared interface{ Close() error }) {
-	cfg, errs := configs.Load(path)
+// The cache is the process's: unchanged providers keep their entries.
+func reload(path string, logger *slog.Logger, srv *server.Server, proc *process) {
+	cfg, errs := loadForReload(path)
 	if cfg == nil || len(errs.Fatal()) > 0 {
 		logReloadErrors(logger, errs)
+		proc.reloaded(logger, nil, nil, false)
 		return
 	}
-	b, errs := buildRuntime(cfg, logger, nil, false)
+	b, errs := buildRuntime(cfg, logger, proc, false)
 	if len(errs.Fatal()) > 0 {
 		logReloadErrors(logger, errs)
+		proc.reloaded(logger, nil, nil, false)
 		return
 	}
+	old := srv.Current()
 	if err := srv.Swap(b.rt); err != nil {
 		b.rt.Close()
 		logger.Error("config reload refused", "error", err)
+		proc.reloaded(logger, nil, nil, false)
 		return
 	}
+	proc.installed(cfg, b)
+	proc.reloaded(logger, cfg, old, true)
 	if err := srv.ReloadTLS(); err != nil {
 		logger.Error("TLS certificate reload failed; the previous certificate keeps serving", "error", err)
 	}

@@ -150,12 +150,14 @@ type built struct {
 	rt        *server.Runtime
 	instances []*providers.Instance
 	cache     cache.Cache
+	dirs      providers.Directories
 }
 
 // buildRuntime builds every part a config needs. With validateOnly, factories only check
 // their sections (no network, no goroutines) and the runtime is not usable. Every error
-// is collected, so `check` prints them all at once.
-func buildRuntime(cfg *configs.Config, logger *slog.Logger, shared cache.Cache, validateOnly bool) (*built, configs.Errors) {
+// is collected, so `check` prints them all at once. proc gives the process-wide cache and
+// metrics; nil (one-shot commands) gives the runtime a memory cache of its own.
+func buildRuntime(cfg *configs.Config, logger *slog.Logger, proc *process, validateOnly bool) (*built, configs.Errors) {
 	var errs configs.Errors
 	reg := registry()
 	httpClient, err := newHTTPClient(cfg.Outbound)
@@ -165,6 +167,11 @@ func buildRuntime(cfg *configs.Config, logger *slog.Logger, shared cache.Cache, 
 	deps := providers.Deps{HTTPClient: httpClient, Logger: logger, Now: time.Now, File: cfg.File, ValidateOnly: validateOnly}
 
 	var closers []func() error
+	if httpClient != nil {
+		// Each runtime has its own client: a retired one's keep-alive connections would
+		// otherwise hold two goroutines each until their idle timeout.
+		closers = append(closers, func() error { httpClient.CloseIdleConnections(); return nil })
+	}
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
@@ -239,16 +246,13 @@ func buildRuntime(cfg *configs.Config, logger *slog.Logger, shared cache.Cache, 
 		return &built{instances: instances}, errs
 	}
 
-	c := shared
-	if c == nil {
-		c = cache.NewMemory(cfg.Cache.MaxEntries, nil)
-	}
-	chain := providers.NewChain(instances, c, nil, nil)
+	c, obs := proc.chainParts(cfg)
+	chain := providers.NewChain(instances, c, nil, obs)
 	bridge := server.NewBridge(chain, def, overrides, cfg.Response.EmailField, cfg.Response.Extra)
 	rt := &server.Runtime{
 		Config: cfg,
 		Bridge: bridge,
-		Health: healthFunc(instances),
+		Health: proc.health(cfg, deps.Directories, healthFunc(instances)),
 		Close:  closeAll,
 	}
 	if cfg.Spotnana != nil {
@@ -260,7 +264,7 @@ func buildRuntime(cfg *configs.Config, logger *slog.Logger, shared cache.Cache, 
 		closers = append(closers, parts.close)
 		rt.Exchange, rt.JWKS = parts.exchange, parts.jwks
 	}
-	return &built{rt: rt, instances: instances, cache: c}, errs
+	return &built{rt: rt, instances: instances, cache: c, dirs: deps.Directories}, errs
 }
 
 func typeNames(reg providers.Registry) []string {

@@ -195,6 +195,12 @@ func (d *Directory) Stats() Stats {
 	return Stats{Size: d.size, InUse: d.inUse, Idle: len(d.idle)}
 }
 
+// PoolStats reports the pool's connections in use and idle, for the metrics.
+func (d *Directory) PoolStats() (inUse, idle int) {
+	st := d.Stats()
+	return st.InUse, st.Idle
+}
+
 // Close closes the idle connections and makes the pool refuse new work.
 func (d *Directory) Close() {
 	d.mu.Lock()

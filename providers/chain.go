@@ -188,7 +188,8 @@ func (ch *Chain) accept(in *Instance, ident Identity, cached bool) (Result, erro
 	return Result{Identity: ident, Instance: in, Cached: cached}, nil
 }
 
-// Purge drops cached identities and failed lookups of one provider, or of all ("").
+// Purge drops cached identities and failed lookups of one provider, or of all (""). It
+// returns how many entries it dropped, or -1 when the backend cannot count them.
 func (ch *Chain) Purge(ctx context.Context, provider string) int {
 	if ch.cache == nil {
 		return 0
@@ -197,11 +198,17 @@ func (ch *Chain) Purge(ctx context.Context, provider string) int {
 	if provider != "" {
 		prefix = provider + "/"
 	}
-	n := 0
+	n, counted := 0, true
 	for _, k := range []cache.Kind{cache.Identity, cache.Negative, cache.Lookup} {
-		if m := ch.cache.Purge(ctx, k, prefix); m > 0 {
+		if m := ch.cache.Purge(ctx, k, prefix); m >= 0 {
 			n += m
+		} else {
+			counted = false
 		}
+	}
+	if !counted {
+		// Redis purges by generation and cannot tell how many entries that dropped.
+		return -1
 	}
 	return n
 }

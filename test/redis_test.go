@@ -6,12 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/idbridge/idbridge/cache/redistest"
+	"github.com/idbridge/idbridge/spotnana"
 )
 
 // testCacheKey is a 32-byte encryption key, hex.
@@ -138,5 +140,35 @@ func TestRedisSharedByReplicas(t *testing.T) {
 	})
 	if v, _ := sample(scrape(t, a), "idbridge_cache_redis_degraded"); v != 0 {
 		t.Errorf("idbridge_cache_redis_degraded = %v after Redis came back", v)
+	}
+}
+
+// TestRedisSharesSpotnanaTokens: a user's Spotnana token obtained through one replica is
+// reused by the other, so Spotnana sees one exchange for the pair.
+func TestRedisSharesSpotnanaTokens(t *testing.T) {
+	rs := redistest.Start(t)
+	is := newIssuer(t)
+	srv, sw := inProcessSandbox(t)
+	cfg := exchangeConfig(t, "127.0.0.1:0", is.URL(), srv.URL+spotnana.SandboxTokenPath, "")
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, append(data, redisTop(rs.Addr())...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startBridgeFile(t, cfg)
+	b := startBridgeFile(t, cfg)
+	// Spotnana calls user-detail back on replica A; either replica would do.
+	sb := newSandbox(sw, spotnana.SandboxConfig{Users: []string{"alice@example.com"}, UserDetailURL: a.URL + "/v1/user-detail"})
+
+	tok := mint(t, is, nil)
+	first := wantTokens(t, exchange(t, a, tok))
+	second := wantTokens(t, exchange(t, b, tok))
+	if first["access_token"] != second["access_token"] {
+		t.Fatal("replica B obtained a new Spotnana token instead of reusing A's")
+	}
+	if n := sb.Requests(); n != 1 {
+		t.Fatalf("Spotnana saw %d token requests for two exchanges on two replicas, want 1", n)
 	}
 }

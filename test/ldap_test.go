@@ -181,6 +181,14 @@ func TestLDAPEndToEnd(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
+	t.Run("pool gauges in /metrics", func(t *testing.T) {
+		r := do(t, "GET", br.Admin+"/metrics", nil)
+		for _, want := range []string{`idbridge_ldap_pool_connections{directory="corp",state="idle"}`, `idbridge_ldap_pool_connections{directory="corp",state="in_use"}`} {
+			if !strings.Contains(r.Body, want) {
+				t.Fatalf("/metrics lacks %s", want)
+			}
+		}
+	})
 	t.Run("no token and no bind password in the logs", func(t *testing.T) {
 		logs := br.Logs()
 		for _, s := range []string{"alice-api-token", "carol-api-token", ldaptest.BindPassword} {

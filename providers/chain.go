@@ -102,7 +102,16 @@ func (ch *Chain) Resolve(ctx context.Context, token string, sum [32]byte) (Resul
 
 		start := ch.now()
 		v, err, _ := ch.flight.Do(strconv.Itoa(i)+"\x00"+id, func() (any, error) {
-			return ch.authenticate(ctx, in, group, id, token)
+			// The call is shared by every request for this token: one client going away
+			// must not cancel it for the others, so it keeps the first caller's deadline
+			// but not its cancellation.
+			sctx := context.WithoutCancel(ctx)
+			if dl, ok := ctx.Deadline(); ok {
+				var cancel context.CancelFunc
+				sctx, cancel = context.WithDeadline(sctx, dl)
+				defer cancel()
+			}
+			return ch.authenticate(sctx, in, group, id, token)
 		})
 		if err == nil {
 			res, err := ch.accept(in, v.(Identity), false)

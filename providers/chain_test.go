@@ -229,3 +229,42 @@ func TestChainEnrichers(t *testing.T) {
 		t.Fatalf("err = %v, want access denied", err)
 	}
 }
+
+// blocking answers once released; it records whether its context was cancelled.
+type blocking struct {
+	release chan struct{}
+	calls   atomic.Int64
+}
+
+func (b *blocking) Authenticate(ctx context.Context, token string) (Identity, error) {
+	b.calls.Add(1)
+	select {
+	case <-b.release:
+		return Identity{Document: []byte(`{}`)}, nil
+	case <-ctx.Done():
+		return Identity{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+func TestChainSharedCallSurvivesFirstCallerLeaving(t *testing.T) {
+	p := &blocking{release: make(chan struct{})}
+	ch := NewChain([]*Instance{{Name: "p", Provider: p, CacheTTL: time.Minute}}, cache.NewMemory(100, nil), nil, nil)
+	first, cancel := context.WithCancel(context.Background())
+	errA := make(chan error, 1)
+	go func() { _, err := ch.Resolve(first, "tok", TokenSum("tok")); errA <- err }()
+	for p.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	errB := make(chan error, 1)
+	go func() { _, err := ch.Resolve(context.Background(), "tok", TokenSum("tok")); errB <- err }()
+	// Give B time to join the shared call before A leaves; were B late, it would make
+	// its own call and pass without exercising the bug, never fail spuriously.
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	time.Sleep(20 * time.Millisecond)
+	close(p.release)
+	if err := <-errB; err != nil {
+		t.Fatalf("the second caller failed because the first one left: %v", err)
+	}
+	<-errA
+}

@@ -2,6 +2,7 @@ package providers
 
 import (
 	"encoding/base64"
+	"net/url"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -54,4 +55,21 @@ func jwtPayload(token string) ([]byte, bool) {
 		return nil, false
 	}
 	return payload, true
+}
+
+// CheckEndpointURL validates an IdP endpoint from the config: an absolute http(s) URL
+// without user info (credentials belong in their own, secret, fields). It returns a
+// short problem description, or "" when the URL is fine.
+func CheckEndpointURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "is not a URL"
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "must be an absolute http(s) URL"
+	}
+	if u.User != nil {
+		return "must not carry credentials (put them in their own, secret, fields)"
+	}
+	return ""
 }

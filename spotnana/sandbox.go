@@ -40,6 +40,10 @@ const (
 const (
 	SandboxModeCallback = "callback" // call the user-detail URL with the subject token
 	SandboxModeJWKS     = "jwks"     // verify the subject token against a JWKS URL
+
+	// DefaultSandboxUserDetailURL is where a callback-mode sandbox finds a bridge run
+	// with the default listen address.
+	DefaultSandboxUserDetailURL = "http://127.0.0.1:8080/v1/user-detail"
 )
 
 // Error codes the sandbox answers with. Spotnana documents the first three; the
@@ -110,7 +114,7 @@ func SandboxFlags(fs *flag.FlagSet) *SandboxConfig {
 		return nil
 	})
 	fs.StringVar(&c.Mode, "mode", "", "callback | jwks (default: jwks when only -jwks-url is given, else callback)")
-	fs.StringVar(&c.UserDetailURL, "user-detail-url", "http://127.0.0.1:8080/v1/user-detail", "user-detail URL called back in callback mode")
+	fs.StringVar(&c.UserDetailURL, "user-detail-url", "", "user-detail URL called back in callback mode (default "+DefaultSandboxUserDetailURL+")")
 	fs.StringVar(&c.JWKSURL, "jwks-url", "", "JWKS URL that verifies assertions in jwks mode")
 	fs.StringVar(&c.Audience, "audience", DefaultAssertionAudience, "aud an assertion must carry (jwks mode)")
 	fs.StringVar(&c.Issuer, "issuer", "", "iss an assertion must carry (jwks mode; empty: not checked)")
@@ -161,6 +165,11 @@ func NewSandbox(cfg SandboxConfig) *Sandbox {
 		if cfg.JWKSURL != "" && cfg.UserDetailURL == "" {
 			cfg.Mode = SandboxModeJWKS
 		}
+	}
+	// The default is applied only after the mode is chosen, so that a lone JWKS URL
+	// still means jwks mode.
+	if cfg.Mode == SandboxModeCallback && cfg.UserDetailURL == "" {
+		cfg.UserDetailURL = DefaultSandboxUserDetailURL
 	}
 	if cfg.Audience == "" {
 		cfg.Audience = DefaultAssertionAudience

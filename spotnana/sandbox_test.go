@@ -431,3 +431,24 @@ func TestSandboxFlags(t *testing.T) {
 		}
 	})
 }
+
+func TestSandboxFlagsChooseJWKSModeForALoneJWKSURL(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		mode string
+	}{
+		{nil, SandboxModeCallback},
+		{[]string{"-jwks-url", "http://127.0.0.1:1/jwks"}, SandboxModeJWKS},
+		{[]string{"-jwks-url", "http://127.0.0.1:1/jwks", "-user-detail-url", "http://127.0.0.1:1/u"}, SandboxModeCallback},
+		{[]string{"-mode", "jwks", "-jwks-url", "http://127.0.0.1:1/jwks"}, SandboxModeJWKS},
+	} {
+		fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
+		c := SandboxFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if got := NewSandbox(*c).Mode(); got != tc.mode {
+			t.Errorf("%v: mode %s, want %s", tc.args, got, tc.mode)
+		}
+	}
+}

@@ -209,39 +209,54 @@ func cmdMap(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func cmdResolve(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("resolve", stderr)
+// tokenCommand is what resolve and exchange share: flags, the validated config, the token
+// read from FILE or standard input, and a running runtime. code is set when it failed.
+type tokenCommand struct {
+	cfg   *configs.Config
+	token string
+	b     *built
+	code  int
+}
+
+func loadTokenCommand(name, tokenFlag, tokenHelp string, args []string, stderr io.Writer) tokenCommand {
+	fs := newFlags(name, stderr)
 	path := configFlag(fs)
-	tokenFile := fs.String("token", "", "`FILE` holding the bearer token, or - for standard input")
+	tokenFile := fs.String(tokenFlag, "", tokenHelp)
 	if fs.Parse(args) != nil {
-		return exitUsage
+		return tokenCommand{code: exitUsage}
 	}
 	if *tokenFile == "" {
-		fmt.Fprintln(stderr, "idbridge resolve: --token FILE|- is required")
-		return exitUsage
+		fmt.Fprintf(stderr, "idbridge %s: --%s FILE|- is required\n", name, tokenFlag)
+		return tokenCommand{code: exitUsage}
 	}
 	cfg, ok := loadConfig(*path, stderr)
 	if !ok {
-		return exitUsage
+		return tokenCommand{code: exitUsage}
 	}
 	raw, err := readInput(*tokenFile, os.Stdin)
 	if err != nil {
-		fmt.Fprintf(stderr, "idbridge resolve: %v\n", err)
-		return exitUsage
+		fmt.Fprintf(stderr, "idbridge %s: %v\n", name, err)
+		return tokenCommand{code: exitUsage}
 	}
-	token := string(trimSpace(raw))
-	logger := newLogger(cfg.Log, stderr)
-	b, errs := buildRuntime(cfg, logger, nil, false)
+	b, errs := buildRuntime(cfg, newLogger(cfg.Log, stderr), nil, false)
 	if len(errs.Fatal()) > 0 {
 		fmt.Fprintln(stderr, errs.Fatal().Error())
-		return exitUsage
+		return tokenCommand{code: exitUsage}
 	}
-	defer b.rt.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.RequestTimeout)
+	return tokenCommand{cfg: cfg, token: string(trimSpace(raw)), b: b}
+}
+
+func cmdResolve(args []string, stdout, stderr io.Writer) int {
+	tc := loadTokenCommand("resolve", "token", "`FILE` holding the bearer token, or - for standard input", args, stderr)
+	if tc.code != 0 {
+		return tc.code
+	}
+	defer tc.b.rt.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), tc.cfg.Server.RequestTimeout)
 	defer cancel()
-	sum := providers.TokenSum(token)
+	sum := providers.TokenSum(tc.token)
 	fmt.Fprintf(stdout, "token fingerprint: %x\n", sum[:4])
-	res, err := b.rt.Bridge.Chain().Resolve(ctx, token, sum)
+	res, err := tc.b.rt.Bridge.Chain().Resolve(ctx, tc.token, sum)
 	if err != nil {
 		fmt.Fprintf(stdout, "result: refused (%s)\n", verdict(err))
 		fmt.Fprintf(stdout, "detail: %v\n", err)
@@ -253,7 +268,7 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 		out, _ := json.MarshalIndent(pretty, "", "  ")
 		fmt.Fprintf(stdout, "identity document:\n%s\n", out)
 	}
-	email, trace, err := b.rt.Bridge.RulesFor(res.Instance).Trace(res.Document)
+	email, trace, err := tc.b.rt.Bridge.RulesFor(res.Instance).Trace(res.Document)
 	fmt.Fprint(stdout, trace.String())
 	if err != nil {
 		fmt.Fprintf(stdout, "result: no email (%v)\n", err)

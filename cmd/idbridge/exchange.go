@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"time"
 
@@ -100,37 +99,16 @@ func clientListed(doc []byte, allowed []string) bool {
 }
 
 func cmdExchange(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("exchange", stderr)
-	path := configFlag(fs)
-	tokenFile := fs.String("subject-token", "", "`FILE` holding the user's token, or - for standard input")
-	if fs.Parse(args) != nil {
-		return exitUsage
+	tc := loadTokenCommand("exchange", "subject-token", "`FILE` holding the user's token, or - for standard input", args, stderr)
+	if tc.code != 0 {
+		return tc.code
 	}
-	if *tokenFile == "" {
-		fmt.Fprintln(stderr, "idbridge exchange: --subject-token FILE|- is required")
-		return exitUsage
-	}
-	cfg, ok := loadConfig(*path, stderr)
-	if !ok {
-		return exitUsage
-	}
+	defer tc.b.rt.Close()
+	cfg, token, b := tc.cfg, tc.token, tc.b
 	if cfg.Spotnana == nil {
 		fmt.Fprintf(stderr, "%s: spotnana: the section is required for an exchange\n", cfg.File)
 		return exitUsage
 	}
-	raw, err := readInput(*tokenFile, os.Stdin)
-	if err != nil {
-		fmt.Fprintf(stderr, "idbridge exchange: %v\n", err)
-		return exitUsage
-	}
-	token := string(trimSpace(raw))
-	logger := newLogger(cfg.Log, stderr)
-	b, errs := buildRuntime(cfg, logger, nil, false)
-	if len(errs.Fatal()) > 0 {
-		fmt.Fprintln(stderr, errs.Fatal().Error())
-		return exitUsage
-	}
-	defer b.rt.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.RequestTimeout+cfg.Spotnana.Timeout*time.Duration(1+maxRetries(cfg.Spotnana)))
 	defer cancel()
 	// The token is validated and mapped locally first, as the route does: a bad token

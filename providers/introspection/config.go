@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/providers"
 )
 
 // Type is the provider type this package implements (`type: introspection`).
@@ -124,7 +125,7 @@ func load(sec *configs.ProviderSection) (*Config, *settings, configs.Errors) {
 	case cfg.Endpoint == "":
 		add("endpoint", "is required")
 	default:
-		if msg := checkURL(cfg.Endpoint); msg != "" {
+		if msg := providers.CheckEndpointURL(cfg.Endpoint); msg != "" {
 			add("endpoint", "%s", msg)
 		}
 	}
@@ -216,20 +217,6 @@ func warnings(sec *configs.ProviderSection, cfg *Config) configs.Errors {
 		ws = append(ws, w)
 	}
 	return ws
-}
-
-func checkURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "is not a URL"
-	}
-	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "must be an absolute http(s) URL"
-	}
-	if u.User != nil {
-		return "must not carry credentials; use client_id and client_secret"
-	}
-	return ""
 }
 
 func isLoopback(host string) bool {

@@ -7,9 +7,11 @@
 // oversized JSON) is ErrUnavailable, never acceptance and never the user's fault: a 401
 // from the endpoint means idbridge's own client credentials were refused.
 //
-// The time and policy checks (exp, nbf, issuer, audiences, client_ids, required_claims,
-// required_scopes) run in Authenticate and again in CheckPolicy, which the chain calls on
-// every answer, cached ones included.
+// The time and policy checks (exp, nbf, issuer, audiences, client_ids, required_claims)
+// run in Authenticate and again in CheckPolicy, which the chain calls on every answer,
+// cached ones included; required_scopes runs in CheckPolicy only, so that an answer
+// lacking a scope is cached and refused from the cache. A caller outside the chain must
+// call CheckPolicy after Authenticate.
 package introspection
 
 import (
@@ -143,7 +145,12 @@ func (p *Provider) Authenticate(ctx context.Context, token string) (providers.Id
 		p.log.Error("introspection endpoint gave a malformed answer", "err", err)
 		return providers.Identity{}, fmt.Errorf("introspection: %w: %w", providers.ErrUnavailable, err)
 	}
-	if err := p.s.policy.check(&a, p.now()); err != nil {
+	// required_scopes is left to CheckPolicy, which the chain runs on this answer right
+	// after caching it. A missing scope is a 403, not an invalid token, so the chain
+	// keeps no negative entry for it: checked here, it would send every retry of such a
+	// token to the endpoint. The other failures are invalid tokens, which its negative
+	// cache remembers.
+	if err := p.s.policy.check(&a, p.now(), false); err != nil {
 		return providers.Identity{}, err
 	}
 	return providers.Identity{Document: body, Expires: a.expires()}, nil
@@ -157,7 +164,7 @@ func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
 		// A cached document is one we accepted; failing here means it was altered.
 		return fmt.Errorf("introspection: %w: %w", providers.ErrInvalidToken, err)
 	}
-	return p.s.policy.check(&a, now)
+	return p.s.policy.check(&a, now, true)
 }
 
 func (p *Provider) considers(token string) bool {

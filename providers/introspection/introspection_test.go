@@ -304,7 +304,15 @@ func TestPolicy(t *testing.T) {
 					t.Errorf("%s: a policy failure is not an outage: %v", stage, err)
 				}
 			}
-			check("Authenticate", err)
+			// A fresh answer, as the chain sees it: Authenticate, then CheckPolicy on the
+			// document (required_scopes is checked there only, so that an answer lacking
+			// a scope is cached and refused from the cache).
+			if err == nil {
+				err = inst.Provider.(providers.Policy).CheckPolicy(id.Document, now)
+			} else if errors.Is(err, providers.ErrInsufficientScope) {
+				t.Errorf("Authenticate: %v: scopes are CheckPolicy's, or the answer is never cached", err)
+			}
+			check("Authenticate+CheckPolicy", err)
 			// The chain caches the raw answer and runs CheckPolicy on every hit: it must
 			// reach the same verdict on the same document.
 			body, _ := jsonMarshal(withActive(tt.answer))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -70,9 +71,15 @@ func TestPeer(t *testing.T) {
 			t.Errorf("other audience: %v, want invalid", err)
 		}
 		moreScope := peerProvider(t, p, p.ClientID(), p.Secret(), "audiences: [idbridge-opaque]\nrequired_scopes: [api:write]")
+		// Authenticate leaves required_scopes to CheckPolicy, which the chain runs on
+		// every answer, so that the answer is cached and refused from the cache.
+		id, err = moreScope.Provider.Authenticate(ctx, tok.AccessToken)
+		if err != nil {
+			t.Fatalf("missing scope, Authenticate: %v", err)
+		}
 		var se *providers.ScopeError
-		if _, err := moreScope.Provider.Authenticate(ctx, tok.AccessToken); !errors.As(err, &se) {
-			t.Errorf("missing scope: %v, want *ScopeError", err)
+		if err := moreScope.Provider.(providers.Policy).CheckPolicy(id.Document, time.Now()); !errors.As(err, &se) {
+			t.Errorf("missing scope, CheckPolicy: %v, want *ScopeError", err)
 		}
 	})
 

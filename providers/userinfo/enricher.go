@@ -56,7 +56,7 @@ func NewEnricher(sec *configs.ProviderSection, p providers.Provider, deps provid
 	}
 	var errs configs.Errors
 	if e.endpoint != "" {
-		if msg := checkURL(e.endpoint); msg != "" {
+		if msg := providers.CheckEndpointURL(e.endpoint); msg != "" {
 			errs = append(errs, errAt("endpoint", "%s", msg))
 		}
 	} else if src, ok := p.(providers.UserinfoSource); ok {
@@ -87,7 +87,7 @@ func (e *Enricher) Enrich(ctx context.Context, token string, doc []byte) ([]byte
 		if err != nil {
 			return nil, fmt.Errorf("userinfo: %w: discovery: %w", providers.ErrUnavailable, err)
 		}
-		if ep == "" || checkURL(ep) != "" {
+		if ep == "" || providers.CheckEndpointURL(ep) != "" {
 			return nil, fmt.Errorf("userinfo: %w: %w", providers.ErrUnavailable, errNoEndpoint)
 		}
 		endpoint = ep

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -87,7 +86,7 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 	add := func(key, format string, args ...any) { errs = append(errs, sec.Errorf(key, format, args...)) }
 	if cfg.Endpoint == "" {
 		add("endpoint", "is required")
-	} else if msg := checkURL(cfg.Endpoint); msg != "" {
+	} else if msg := providers.CheckEndpointURL(cfg.Endpoint); msg != "" {
 		add("endpoint", "%s", msg)
 	}
 	accepts := cfg.Accepts
@@ -278,20 +277,6 @@ func tokenRefused(challenges []string) bool {
 }
 
 func drain(r io.Reader) { _, _ = io.CopyN(io.Discard, r, 4<<10) }
-
-func checkURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "is not a URL"
-	}
-	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "must be an absolute http(s) URL"
-	}
-	if u.User != nil {
-		return "must not carry credentials"
-	}
-	return ""
-}
 
 // errNoEndpoint: discovery gave no userinfo endpoint.
 var errNoEndpoint = errors.New("no userinfo endpoint")

@@ -70,6 +70,7 @@ type env struct {
 	// exchAddr is scenario e's idbridge address, chosen before it starts because the
 	// sandbox must know where to call back.
 	exchAddr string
+	profiled map[string]bool
 	mu       sync.Mutex
 }
 
@@ -255,6 +256,7 @@ func measure(e *env, t *target) (sample, error) {
 		resetPeakRSS(pid)
 	}
 	var cpu0, cpu1 time.Duration
+	prof := profile(e, t)
 	r := runLoad(t.addr, t.conns, e.o.warmup, e.o.duration, t.gen, func(start bool) {
 		if pid == 0 {
 			return
@@ -265,6 +267,7 @@ func measure(e *env, t *target) (sample, error) {
 			cpu1 = cpuTime(pid)
 		}
 	})
+	prof()
 	s := sample{Scenario: t.scenario, Server: t.server, Requests: r.Requests, Errors: r.Errors, FirstErr: r.FirstErr,
 		RPS: float64(r.Requests) / r.Elapsed.Seconds(), P50: dur(r.P50), P99: dur(r.P99)}
 	if pid != 0 {
@@ -341,4 +344,37 @@ lines:
 		}
 	}
 	return 0, false
+}
+
+// profile fetches a CPU profile of idbridge over the run (and its allocations after),
+// once per scenario, when -pprof is given; the returned func waits for it.
+func profile(e *env, t *target) func() {
+	if !e.o.pprof || t.srv == nil || t.srv.admin == "" || e.profiled[t.id()] {
+		return func() {}
+	}
+	if e.profiled == nil {
+		e.profiled = map[string]bool{}
+	}
+	e.profiled[t.id()] = true
+	secs := max(1, int((e.o.warmup+e.o.duration)/time.Second))
+	done := make(chan struct{})
+	name := strings.ReplaceAll(t.id(), "/", "-")
+	go func() {
+		defer close(done)
+		for _, p := range []struct{ path, file string }{
+			{fmt.Sprintf("profile?seconds=%d", secs), "cpu-" + name + ".pprof"},
+			{"allocs", "allocs-" + name + ".pprof"},
+		} {
+			resp, err := http.Get("http://" + t.srv.admin + "/debug/pprof/" + p.path)
+			if err != nil {
+				log.Printf("pprof: %v", err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			_ = os.MkdirAll(e.o.out, 0o755)
+			_ = os.WriteFile(filepath.Join(e.o.out, p.file), b, 0o644)
+		}
+	}()
+	return func() { <-done }
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
+	"os"
 	"strconv"
 	"time"
 
@@ -44,6 +46,20 @@ func (s *Server) AdminHandler() http.Handler {
 			}
 			c.JSON(http.StatusOK, gin.H{"reloaded": true})
 		})
+	}
+	// Profiling is opt-in (IDBRIDGE_PPROF=1) and only ever on the admin listener: a
+	// profile reveals internals, and collecting one costs CPU on the serving process.
+	if os.Getenv("IDBRIDGE_PPROF") == "1" {
+		e.GET("/debug/pprof/*name", gin.WrapF(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/debug/pprof/profile":
+				pprof.Profile(w, r)
+			case "/debug/pprof/trace":
+				pprof.Trace(w, r)
+			default:
+				pprof.Index(w, r)
+			}
+		}))
 	}
 	return e
 }

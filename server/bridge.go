@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tidwall/gjson"
 
@@ -127,6 +128,9 @@ func appendJSONString(dst []byte, s string) []byte {
 type Pins struct {
 	mu sync.Mutex
 	m  map[[32]byte]*pin
+	// n mirrors len(m), so that Get skips the mutex while no exchange is in flight:
+	// every user-detail request asks, and nearly all find nothing.
+	n atomic.Int64
 }
 
 type pin struct {
@@ -144,6 +148,7 @@ func (p *Pins) Pin(sum [32]byte, res *Resolution) (release func()) {
 	if !ok {
 		e = &pin{res: res}
 		p.m[sum] = e
+		p.n.Add(1)
 	}
 	e.refs++
 	p.mu.Unlock()
@@ -153,6 +158,7 @@ func (p *Pins) Pin(sum [32]byte, res *Resolution) (release func()) {
 			p.mu.Lock()
 			if e.refs--; e.refs == 0 {
 				delete(p.m, sum)
+				p.n.Add(-1)
 			}
 			p.mu.Unlock()
 		})
@@ -161,6 +167,11 @@ func (p *Pins) Pin(sum [32]byte, res *Resolution) (release func()) {
 
 // Get returns the pinned resolution for sum, if an exchange holds one.
 func (p *Pins) Get(sum [32]byte) (*Resolution, bool) {
+	// A pin made before this request arrived is visible here: n is raised under the
+	// mutex before Pin returns, and the exchange that pins calls Spotnana only after.
+	if p.n.Load() == 0 {
+		return nil, false
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.m) == 0 {

@@ -68,10 +68,14 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	logger := newLogger(cfg.Log, stderr)
+	sink := newLogSink(stderr)
+	defer sink.Close()
+	logger := newLogger(cfg.Log, sink)
+	logger = slog.New(flushingHandler{logger.Handler(), sink})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, *path, cfg, logger, nil); err != nil {
+	ready := func(string, string) { sink.Flush() } // tell the operator at once that it listens
+	if err := serve(ctx, *path, cfg, logger, ready); err != nil {
 		logger.Error("idbridge stopped", "error", err)
 		return exitRuntime
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -63,8 +64,9 @@ func (s *Server) prepare(rt *Runtime) error {
 	return nil
 }
 
-// request carries what one API request's log line needs.
+// request carries what one API request's handlers and log line need.
 type request struct {
+	ctx      context.Context // the request's context with request_timeout applied
 	id       string
 	rt       *Runtime
 	fp       string // token fingerprint: first 8 hex digits of its SHA-256
@@ -87,9 +89,11 @@ func (s *Server) api(rt *Runtime, route string, h func(*gin.Context, *request)) 
 		hdr := c.Writer.Header()
 		hdr["X-Request-Id"] = []string{req.id}
 		hdr["Cache-Control"] = noStore
+		// The deadline travels in req.ctx rather than in a copy of the *http.Request, which
+		// would cost an allocation of the whole request on every call.
 		ctx, cancel := context.WithTimeout(c.Request.Context(), rt.Config.Server.RequestTimeout)
 		defer cancel()
-		c.Request = c.Request.WithContext(ctx)
+		req.ctx = ctx
 
 		switch {
 		case route == routeUserDetail && len(rt.allowed) > 0 && !clientAllowed(rt.allowed, c.ClientIP()):
@@ -114,8 +118,8 @@ func (s *Server) api(rt *Runtime, route string, h func(*gin.Context, *request)) 
 		if !s.log.Enabled(ctx, level) {
 			return
 		}
-		attrs := make([]slog.Attr, 0, 8)
-		attrs = append(attrs,
+		ap := attrPool.Get().(*[]slog.Attr)
+		attrs := append(*ap,
 			slog.String("request_id", req.id),
 			slog.String("route", route),
 			slog.Int("status", status),
@@ -132,8 +136,15 @@ func (s *Server) api(rt *Runtime, route string, h func(*gin.Context, *request)) 
 			attrs = append(attrs, slog.String("reason", req.reason.Error()))
 		}
 		s.log.LogAttrs(context.Background(), level, "request", attrs...)
+		clear(attrs) // no request data kept alive in the pool
+		*ap = attrs[:0]
+		attrPool.Put(ap)
 	}
 }
+
+// attrPool recycles the request log line's attribute slices: slog copies the attributes
+// into its record, so the slice is free again once LogAttrs returns.
+var attrPool = sync.Pool{New: func() any { s := make([]slog.Attr, 0, 9); return &s }}
 
 func clientAllowed(allowed []*net.IPNet, addr string) bool {
 	if len(allowed) == 0 {
@@ -163,7 +174,7 @@ func (s *Server) authenticate(c *gin.Context, req *request) (*Resolution, string
 	req.fp = hex.EncodeToString(sum[:4])
 	res, ok := s.pins.Get(sum)
 	if !ok {
-		res, err = req.rt.Bridge.Resolve(c.Request.Context(), token, sum)
+		res, err = req.rt.Bridge.Resolve(req.ctx, token, sum)
 		if err != nil {
 			s.fail(c, req, err)
 			return nil, "", sum, false
@@ -205,7 +216,7 @@ func (s *Server) exchange(c *gin.Context, req *request) {
 	// Spotnana calls user-detail back while this exchange is in flight; the pin answers
 	// it from the identity validated here, whatever the cache settings.
 	release := s.pins.Pin(sum, res)
-	body, err := req.rt.Exchange(c.Request.Context(), res, token)
+	body, err := req.rt.Exchange(req.ctx, res, token)
 	release()
 	if err != nil {
 		s.fail(c, req, err)

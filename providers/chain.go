@@ -49,7 +49,15 @@ type Chain struct {
 	now       func() time.Time
 	observer  Observer
 	flight    singleflight.Group
+	// timeout bounds the upstream part of a Resolve (server.request_timeout); see
+	// SetRequestTimeout.
+	timeout time.Duration
 }
+
+// SetRequestTimeout bounds every Resolve that has to ask a provider. The deadline starts
+// at the first upstream call rather than being set on the caller's context, because a
+// cache hit, the common case, then costs no timer.
+func (ch *Chain) SetRequestTimeout(d time.Duration) { ch.timeout = d }
 
 // NewChain builds a chain over instances. c may be nil (no caching); now may be nil.
 func NewChain(instances []*Instance, c cache.Cache, now func() time.Time, obs Observer) *Chain {
@@ -68,6 +76,23 @@ func NewChain(instances []*Instance, c cache.Cache, now func() time.Time, obs Ob
 // Instances returns the providers in chain order.
 func (ch *Chain) Instances() []*Instance { return ch.instances }
 
+// upstreamDeadline starts a Resolve's deadline at its first upstream call.
+type upstreamDeadline struct{ cancel context.CancelFunc }
+
+func (d *upstreamDeadline) apply(ctx context.Context, timeout time.Duration) context.Context {
+	if timeout <= 0 || d.cancel != nil {
+		return ctx
+	}
+	ctx, d.cancel = context.WithTimeout(ctx, timeout)
+	return ctx
+}
+
+func (d *upstreamDeadline) release() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+}
+
 // TokenSum is the SHA-256 of a token: the only form in which a token is ever a key.
 // The token's bytes are hashed in place: a JWT is near a kilobyte, and copying it to a
 // []byte was the largest allocation of a cached request. Sum256 neither keeps nor
@@ -81,6 +106,8 @@ func TokenSum(token string) [32]byte {
 func (ch *Chain) Resolve(ctx context.Context, token string, sum [32]byte) (Result, error) {
 	id := string(sum[:])
 	var unavailable, invalid error
+	var dl upstreamDeadline
+	defer dl.release()
 	for i, in := range ch.instances {
 		group := ch.groups[i]
 		if in.CacheTTL > 0 && ch.cache != nil {
@@ -106,6 +133,7 @@ func (ch *Chain) Resolve(ctx context.Context, token string, sum [32]byte) (Resul
 			}
 		}
 
+		ctx = dl.apply(ctx, ch.timeout)
 		start := ch.now()
 		v, err, _ := ch.flight.Do(strconv.Itoa(i)+"\x00"+id, func() (any, error) {
 			// The call is shared by every request for this token: one client going away

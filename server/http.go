@@ -90,9 +90,15 @@ func (s *Server) api(rt *Runtime, route string, h func(*gin.Context, *request)) 
 		hdr["X-Request-Id"] = []string{req.id}
 		hdr["Cache-Control"] = noStore
 		// The deadline travels in req.ctx rather than in a copy of the *http.Request, which
-		// would cost an allocation of the whole request on every call.
-		ctx, cancel := context.WithTimeout(c.Request.Context(), rt.Config.Server.RequestTimeout)
-		defer cancel()
+		// would cost an allocation of the whole request on every call. User-detail leaves
+		// it to the chain, which starts it only when a provider must be asked (a cache hit
+		// then needs no timer); the exchange always calls out, so it gets it here.
+		ctx := c.Request.Context()
+		if route != routeUserDetail {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, rt.Config.Server.RequestTimeout)
+			defer cancel()
+		}
 		req.ctx = ctx
 
 		switch {

@@ -148,8 +148,14 @@ func (b *bridge) stop() error {
 	}
 }
 
-// Logs returns everything the process wrote so far.
-func (b *bridge) Logs() string { return b.logs.String() }
+// Logs returns everything the process wrote so far. idbridge flushes info lines every
+// 100 ms, so while it runs Logs first waits a little longer than that.
+func (b *bridge) Logs() string {
+	if b.cmd.ProcessState == nil {
+		time.Sleep(250 * time.Millisecond)
+	}
+	return b.logs.String()
+}
 
 // response is a finished HTTP exchange.
 type response struct {

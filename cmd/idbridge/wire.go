@@ -248,6 +248,7 @@ func buildRuntime(cfg *configs.Config, logger *slog.Logger, proc *process, valid
 
 	c, obs := proc.chainParts(cfg)
 	chain := providers.NewChain(instances, c, nil, obs)
+	chain.SetRequestTimeout(cfg.Server.RequestTimeout)
 	bridge := server.NewBridge(chain, def, overrides, cfg.Response.EmailField, cfg.Response.Extra)
 	rt := &server.Runtime{
 		Config: cfg,

@@ -124,13 +124,20 @@ func (s *Server) api(rt *Runtime, route string, h func(*gin.Context, *request)) 
 		if !s.log.Enabled(ctx, level) {
 			return
 		}
+		client := c.ClientIP()
+		if al := s.opts.AccessLog; al != nil && level == slog.LevelInfo && req.reason == nil {
+			if al.write(&accessLine{t: time.Now(), id: req.id, route: route, status: status, latency: d,
+				client: client, fp: req.fp, provider: req.provider, cached: req.cached}) {
+				return
+			}
+		}
 		ap := attrPool.Get().(*[]slog.Attr)
 		attrs := append(*ap,
 			slog.String("request_id", req.id),
 			slog.String("route", route),
 			slog.Int("status", status),
 			slog.Duration("latency", d),
-			slog.String("client", c.ClientIP()),
+			slog.String("client", client),
 		)
 		if req.fp != "" {
 			attrs = append(attrs, slog.String("token_fp", req.fp))

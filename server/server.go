@@ -56,6 +56,8 @@ type Options struct {
 	Metrics http.Handler
 	// Observer receives per-request measurements; may be nil.
 	Observer RequestObserver
+	// AccessLog, when set, writes the per-request info line without going through slog.
+	AccessLog *AccessLog
 	// Reload, when set, is offered as POST /admin/reload on the admin listener.
 	Reload func() error
 }

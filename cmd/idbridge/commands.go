@@ -75,7 +75,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ready := func(string, string) { sink.Flush() } // tell the operator at once that it listens
-	if err := serve(ctx, *path, cfg, logger, ready); err != nil {
+	access := &server.AccessLog{W: sink, JSON: cfg.Log.Format != "text"}
+	if err := serve(ctx, *path, cfg, logger, access, ready); err != nil {
 		logger.Error("idbridge stopped", "error", err)
 		return exitRuntime
 	}
@@ -84,7 +85,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 
 // serve runs the bridge for cfg until ctx is done; SIGHUP reloads path. ready, when not
 // nil, receives the bound addresses once listening.
-func serve(ctx context.Context, path string, cfg *configs.Config, logger *slog.Logger, ready func(main, admin string)) error {
+//
+// access, when not nil, is the fast path for the per-request log line; it must write to
+// the same place as logger.
+func serve(ctx context.Context, path string, cfg *configs.Config, logger *slog.Logger, access *server.AccessLog, ready func(main, admin string)) error {
 	proc, err := newProcess(cfg, logger)
 	if err != nil {
 		return err
@@ -94,7 +98,9 @@ func serve(ctx context.Context, path string, cfg *configs.Config, logger *slog.L
 	if len(errs.Fatal()) > 0 {
 		return errs.Fatal()
 	}
-	srv, err := server.New(b.rt, proc.options(logger))
+	opts := proc.options(logger)
+	opts.AccessLog = access
+	srv, err := server.New(b.rt, opts)
 	if err != nil {
 		return err
 	}

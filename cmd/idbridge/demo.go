@@ -239,7 +239,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	ready := make(chan addrs, 1)
 	served := make(chan error, 1)
 	go func() {
-		served <- serve(ctx, "", cfg, logger, func(m, a string) { ready <- addrs{m, a} })
+		served <- serve(ctx, "", cfg, logger, nil, func(m, a string) { ready <- addrs{m, a} })
 	}()
 	var bridgeAt addrs
 	select {

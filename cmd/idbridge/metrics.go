@@ -34,6 +34,12 @@ type metrics struct {
 	exchanges       *prometheus.CounterVec
 	reloads         *prometheus.CounterVec
 
+	// Children already looked up, per label set: WithLabelValues hashes and locks on
+	// every call, and these run several times per request.
+	requestChildren  sync.Map // requestKey → *requestChild
+	providerChildren sync.Map // [2]string{provider, outcome} → *providerChild
+	cacheChildren    [2][4]prometheus.Counter // [miss, hit][kind]; only the kinds the chain reports
+
 	// view is what the scrape-time collectors read: the runtime serving now.
 	view atomic.Pointer[runtimeView]
 	jwks *jwksCollector
@@ -86,6 +92,11 @@ func newMetrics() *metrics {
 		Name: "idbridge_cache_requests_total",
 		Help: "Cache lookups by kind (identity, negative) and result (hit, miss).",
 	}, []string{"kind", "result"})
+	for h, result := range []string{"miss", "hit"} {
+		for _, k := range []cache.Kind{cache.Identity, cache.Negative} {
+			m.cacheChildren[h][k] = m.cacheResults.WithLabelValues(k.String(), result)
+		}
+	}
 	m.exchanges = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "idbridge_exchanges_total",
 		Help: "Token exchanges by outcome.",
@@ -121,9 +132,33 @@ func (m *metrics) Handler() http.Handler {
 
 // Request implements server.RequestObserver.
 func (m *metrics) Request(route string, status int, d time.Duration) {
-	code := strconv.Itoa(status)
-	m.requests.WithLabelValues(route, code).Inc()
-	m.requestDuration.WithLabelValues(route, code).Observe(d.Seconds())
+	k := requestKey{route, status}
+	ch, ok := m.requestChildren.Load(k)
+	if !ok {
+		code := strconv.Itoa(status)
+		ch, _ = m.requestChildren.LoadOrStore(k, &requestChild{
+			count:   m.requests.WithLabelValues(route, code),
+			latency: m.requestDuration.WithLabelValues(route, code),
+		})
+	}
+	c := ch.(*requestChild)
+	c.count.Inc()
+	c.latency.Observe(d.Seconds())
+}
+
+type requestKey struct {
+	route  string
+	status int
+}
+
+type requestChild struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+type providerChild struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 // Exchange implements server.RequestObserver.
@@ -132,19 +167,34 @@ func (m *metrics) Exchange(outcome string) { m.exchanges.WithLabelValues(outcome
 // ProviderOutcome implements providers.Observer. The chain reports a zero duration for
 // an answer from the cache: observing it would drown the providers' real latency.
 func (m *metrics) ProviderOutcome(provider, outcome string, d time.Duration) {
-	m.providerResults.WithLabelValues(provider, outcome).Inc()
+	k := [2]string{provider, outcome}
+	ch, ok := m.providerChildren.Load(k)
+	if !ok {
+		ch, _ = m.providerChildren.LoadOrStore(k, &providerChild{
+			count:   m.providerResults.WithLabelValues(provider, outcome),
+			latency: m.providerLatency.WithLabelValues(provider, outcome),
+		})
+	}
+	c := ch.(*providerChild)
+	c.count.Inc()
 	if d > 0 {
-		m.providerLatency.WithLabelValues(provider, outcome).Observe(d.Seconds())
+		c.latency.Observe(d.Seconds())
 	}
 }
 
 // CacheResult implements providers.Observer.
 func (m *metrics) CacheResult(kind cache.Kind, hit bool) {
-	result := "miss"
+	h := 0
 	if hit {
-		result = "hit"
+		h = 1
 	}
-	m.cacheResults.WithLabelValues(kind.String(), result).Inc()
+	if int(kind) < len(m.cacheChildren[h]) {
+		if c := m.cacheChildren[h][kind]; c != nil {
+			c.Inc()
+			return
+		}
+	}
+	m.cacheResults.WithLabelValues(kind.String(), [2]string{"miss", "hit"}[h]).Inc()
 }
 
 // reloaded counts one reload by its result.

@@ -36,8 +36,8 @@ type metrics struct {
 
 	// Children already looked up, per label set: WithLabelValues hashes and locks on
 	// every call, and these run several times per request.
-	requestChildren  sync.Map // requestKey → *requestChild
-	providerChildren sync.Map // [2]string{provider, outcome} → *providerChild
+	requestChildren  sync.Map                 // requestKey → *requestChild
+	providerChildren sync.Map                 // [2]string{provider, outcome} → *providerChild
 	cacheChildren    [2][4]prometheus.Counter // [miss, hit][kind]; only the kinds the chain reports
 
 	// view is what the scrape-time collectors read: the runtime serving now.

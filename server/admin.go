@@ -26,8 +26,7 @@ func (s *Server) AdminHandler() http.Handler {
 		e.GET("/metrics", gin.WrapH(s.opts.Metrics))
 	}
 	e.POST("/admin/cache/purge", func(c *gin.Context) {
-		rt := s.current.Load()
-		rt.acquire()
+		rt := s.acquireCurrent()
 		defer rt.release()
 		provider := c.Query("provider")
 		if provider != "" && !hasProvider(rt, provider) {
@@ -77,8 +76,7 @@ func hasProvider(rt *Runtime, name string) bool {
 // Dependency outages are reported in the body but do not make the replica unready: one
 // IdP outage would otherwise take every replica out of its load balancer at once.
 func (s *Server) readyz(c *gin.Context) {
-	rt := s.current.Load()
-	rt.acquire()
+	rt := s.acquireCurrent()
 	defer rt.release()
 	ready := s.ready.Load()
 	detail := map[string]any{}

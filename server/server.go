@@ -133,10 +133,23 @@ func (rt *Runtime) closeOnce() {
 	})
 }
 
+// acquireCurrent returns the current runtime, counted as in use until release. A
+// runtime loaded just before a Swap may be retired, and closed, before it is counted: it
+// is then let go and the new one taken, so that no request ever runs on a closed runtime.
+func (s *Server) acquireCurrent() *Runtime {
+	for {
+		rt := s.current.Load()
+		rt.acquire()
+		if !rt.retired.Load() {
+			return rt
+		}
+		rt.release()
+	}
+}
+
 // ServeHTTP serves the main listener with the current runtime's engine.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rt := s.current.Load()
-	rt.acquire()
+	rt := s.acquireCurrent()
 	defer rt.release()
 	rt.engine.ServeHTTP(w, r)
 }

@@ -1,0 +1,83 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/mapping"
+	"github.com/idbridge/idbridge/providers"
+)
+
+// closedAware accepts every token, unless the runtime it belongs to has been closed:
+// a request served by a closed runtime is a bug (its pools and clients are gone).
+type closedAware struct{ closed *atomic.Bool }
+
+func (p closedAware) Authenticate(context.Context, string) (providers.Identity, error) {
+	if p.closed.Load() {
+		return providers.Identity{}, errors.New("runtime used after Close")
+	}
+	return providers.Identity{Document: []byte(`{"email":"alice@example.com"}`)}, nil
+}
+
+func testRuntime(t *testing.T, p providers.Provider, closeFn func()) *Runtime {
+	t.Helper()
+	cfg, errs := configs.Parse("test.yaml", []byte("providers:\n  - {name: any, type: fake}\nmapping:\n  email: [{path: email}]\n"),
+		func(string) (string, bool) { return "", false })
+	if len(errs.Fatal()) > 0 {
+		t.Fatal(errs.Fatal())
+	}
+	rules, merrs := mapping.Compile(mapping.Spec{Candidates: []mapping.Candidate{{Path: "email"}}})
+	if len(merrs) > 0 {
+		t.Fatal(merrs)
+	}
+	chain := providers.NewChain([]*providers.Instance{{Name: "any", Type: "fake", Provider: p}}, nil, nil, nil)
+	return &Runtime{Config: cfg, Bridge: NewBridge(chain, rules, nil, "", nil), Close: closeFn}
+}
+
+// TestSwapNeverServesFromAClosedRuntime swaps runtimes while requests keep arriving: a
+// request must never run on a runtime that a swap has already retired and closed.
+func TestSwapNeverServesFromAClosedRuntime(t *testing.T) {
+	newRT := func() *Runtime {
+		closed := new(atomic.Bool)
+		return testRuntime(t, closedAware{closed}, func() { closed.Store(true) })
+	}
+	s, err := New(newRT(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, swaps = 4, 3000
+	var stop atomic.Bool
+	var bad atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				r := httptest.NewRequest("GET", "/v1/user-detail", nil)
+				r.Header.Set("Authorization", "Bearer tok")
+				w := httptest.NewRecorder()
+				s.ServeHTTP(w, r)
+				if w.Code != http.StatusOK {
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+	for range swaps {
+		if err := s.Swap(newRT()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if n := bad.Load(); n > 0 {
+		t.Fatalf("%d requests ran on a closed runtime", n)
+	}
+}

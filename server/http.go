@@ -228,9 +228,7 @@ func (s *Server) exchange(c *gin.Context, req *request) {
 	}
 	// Spotnana calls user-detail back while this exchange is in flight; the pin answers
 	// it from the identity validated here, whatever the cache settings.
-	release := s.pins.Pin(sum, res)
-	body, err := req.rt.Exchange(req.ctx, res, token)
-	release()
+	body, err := s.exchangePinned(req, res, token, sum)
 	if err != nil {
 		s.fail(c, req, err)
 		s.observeExchange(err)
@@ -238,6 +236,15 @@ func (s *Server) exchange(c *gin.Context, req *request) {
 	}
 	s.observeExchange(nil)
 	c.Data(http.StatusOK, "application/json", body)
+}
+
+// exchangePinned calls the exchange with res pinned for sum; the pin goes when the call
+// returns or panics, so that no pin outlives its exchange (a stale one would answer for
+// the token whatever its expiry or revocation).
+func (s *Server) exchangePinned(req *request, res *Resolution, token string, sum [32]byte) ([]byte, error) {
+	release := s.pins.Pin(sum, res)
+	defer release()
+	return req.rt.Exchange(req.ctx, res, token)
 }
 
 func (s *Server) observeExchange(err error) {

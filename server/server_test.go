@@ -81,3 +81,20 @@ func TestSwapNeverServesFromAClosedRuntime(t *testing.T) {
 		t.Fatalf("%d requests ran on a closed runtime", n)
 	}
 }
+
+// TestPinReleasedWhenExchangePanics: a panicking exchange is answered 500, and its pin
+// goes with it; a pin left behind would answer user-detail for that token forever.
+func TestPinReleasedWhenExchangePanics(t *testing.T) {
+	rt := testRuntime(t, acceptAll{}, nil)
+	rt.Exchange = func(context.Context, *Resolution, string) ([]byte, error) { panic("boom") }
+	s, err := New(rt, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := call(s, "POST", "/v1/token-exchange", "10.0.0.1:1"); w.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500: %s", w.Code, w.Body)
+	}
+	if n := s.Pins().Len(); n != 0 {
+		t.Fatalf("%d pins left after a panicking exchange", n)
+	}
+}

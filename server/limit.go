@@ -6,11 +6,17 @@ import (
 	"time"
 )
 
+// maxBuckets bounds the buckets held at once. Sweeps only drop buckets that are full
+// again, which at a low rate takes long: a caller with many addresses (an IPv6 range)
+// could otherwise grow the map without limit in between.
+const maxBuckets = 100_000
+
 // limiter is a per-client token bucket (server.rate_limit). Buckets idle long enough to
-// be full again are dropped, so memory stays bounded by the clients active recently.
+// be full again are dropped, and at most max are held, so memory stays bounded.
 type limiter struct {
 	rate  float64 // tokens per second
 	burst float64
+	max   int
 	now   func() time.Time
 
 	mu      sync.Mutex
@@ -28,7 +34,7 @@ func newLimiter(rps float64, burst int, now func() time.Time) *limiter {
 	if b <= 0 {
 		b = math.Max(1, math.Ceil(rps))
 	}
-	return &limiter{rate: rps, burst: b, now: now, buckets: make(map[string]*bucket), swept: now()}
+	return &limiter{rate: rps, burst: b, max: maxBuckets, now: now, buckets: make(map[string]*bucket), swept: now()}
 }
 
 // allow takes one token from client's bucket.
@@ -47,6 +53,14 @@ func (l *limiter) allow(client string) bool {
 	}
 	b, ok := l.buckets[client]
 	if !ok {
+		if len(l.buckets) >= l.max {
+			// Full of recently active clients: forget one (map order makes it arbitrary).
+			// That client starts again with a full bucket, which errs on its side.
+			for k := range l.buckets {
+				delete(l.buckets, k)
+				break
+			}
+		}
 		b = &bucket{tokens: l.burst, last: now}
 		l.buckets[client] = b
 	}

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/mapping"
@@ -122,5 +124,21 @@ func TestRateLimitBothRoutesNotAdmin(t *testing.T) {
 		if w := call(admin, "GET", "/healthz", "10.0.0.1:1"); w.Code != 200 {
 			t.Fatalf("admin request %d limited: %d", i, w.Code)
 		}
+	}
+}
+
+// TestRateLimitBucketsBounded: a caller with many addresses cannot grow the limiter
+// without bound between two sweeps.
+func TestRateLimitBucketsBounded(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := newLimiter(0.001, 2, func() time.Time { return now })
+	l.max = 100
+	for i := range 1000 {
+		if !l.allow(fmt.Sprintf("2001:db8::%x", i)) {
+			t.Fatalf("client %d refused on its first request", i)
+		}
+	}
+	if n := len(l.buckets); n > l.max {
+		t.Fatalf("%d buckets held, max %d", n, l.max)
 	}
 }

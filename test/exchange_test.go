@@ -511,9 +511,12 @@ spotnana:
 	if n := idp.Hits() - before; n != 1 {
 		t.Fatalf("%d introspection calls for one exchange and its callback, want 1", n)
 	}
-	if sb.Requests() != 1 || !strings.Contains(br.Logs(), `"route":"user_detail"`) {
+	if sb.Requests() != 1 {
 		t.Fatal("the sandbox did not call user-detail back")
 	}
+	eventually(t, "the user-detail callback is logged", func() bool {
+		return strings.Contains(br.Logs(), `"route":"user_detail"`)
+	})
 	// Outside an exchange nothing is pinned and caching is off: each call introspects.
 	before = idp.Hits()
 	do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(opaque))

@@ -68,7 +68,10 @@ type bridge struct {
 	Admin  string // admin listener
 	Config string // config file path
 	logs   *syncBuffer
-	done   chan error
+	// exited is closed once the process has exited and all its output is in logs;
+	// waitErr is Wait's answer, readable after that.
+	exited  chan struct{}
+	waitErr error
 }
 
 // writeConfig writes yaml into a fresh temp dir and returns its path.
@@ -89,7 +92,7 @@ func startBridge(t *testing.T, yaml string, env ...string) *bridge {
 
 func startBridgeFile(t *testing.T, path string, env ...string) *bridge {
 	t.Helper()
-	b := &bridge{t: t, Config: path, logs: &syncBuffer{}, done: make(chan error, 1)}
+	b := &bridge{t: t, Config: path, logs: &syncBuffer{}, exited: make(chan struct{})}
 	b.cmd = exec.Command(binary, "serve", "--config", path)
 	b.cmd.Env = append(os.Environ(), env...)
 	pr, pw := io.Pipe()
@@ -99,7 +102,11 @@ func startBridgeFile(t *testing.T, path string, env ...string) *bridge {
 		t.Fatal(err)
 	}
 	ready := make(chan struct{ main, admin string }, 1)
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
+		// A line too long for the scanner must not block the process on a full pipe.
+		defer io.Copy(io.Discard, pr)
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		sent := false
@@ -117,13 +124,19 @@ func startBridgeFile(t *testing.T, path string, env ...string) *bridge {
 			}
 		}
 	}()
-	go func() { b.done <- b.cmd.Wait(); pw.Close() }()
+	go func() {
+		err := b.cmd.Wait()
+		pw.Close()
+		<-scanned
+		b.waitErr = err
+		close(b.exited)
+	}()
 	select {
 	case addr := <-ready:
 		b.URL = "http://" + addr.main
 		b.Admin = "http://" + addr.admin
-	case err := <-b.done:
-		t.Fatalf("idbridge exited before listening: %v\n%s", err, b.logs.String())
+	case <-b.exited:
+		t.Fatalf("idbridge exited before listening: %v\n%s", b.waitErr, b.logs.String())
 	case <-time.After(20 * time.Second):
 		b.cmd.Process.Kill()
 		t.Fatalf("idbridge did not start listening\n%s", b.logs.String())
@@ -134,24 +147,29 @@ func startBridgeFile(t *testing.T, path string, env ...string) *bridge {
 
 // stop sends SIGTERM and returns the exit error (nil for exit 0).
 func (b *bridge) stop() error {
-	if b.cmd.ProcessState != nil {
-		return nil
+	select {
+	case <-b.exited:
+		return b.waitErr
+	default:
 	}
 	b.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-b.done:
-		b.done <- err
-		return err
+	case <-b.exited:
+		return b.waitErr
 	case <-time.After(30 * time.Second):
 		b.cmd.Process.Kill()
+		<-b.exited
 		return fmt.Errorf("idbridge did not stop on SIGTERM")
 	}
 }
 
 // Logs returns everything the process wrote so far. idbridge flushes info lines every
-// 100 ms, so while it runs Logs first waits a little longer than that.
+// 100 ms, so while it runs Logs first waits a little longer than that; a test that needs
+// a given line must poll for it (eventually), since under load a flush can be late.
 func (b *bridge) Logs() string {
-	if b.cmd.ProcessState == nil {
+	select {
+	case <-b.exited:
+	default:
 		time.Sleep(250 * time.Millisecond)
 	}
 	return b.logs.String()

@@ -110,6 +110,11 @@ func TestErrors(t *testing.T) {
 			}},
 		{name: "paths", yaml: "server:\n  user_detail_path: v1/user\n  exchange_path: /v1/user\n",
 			want: []string{`c.yaml:2: server.user_detail_path: invalid path "v1/user"`}},
+		{name: "wildcard paths", yaml: "server:\n  user_detail_path: /v1/*rest\n  exchange_path: /v1/:x\n",
+			want: []string{
+				`c.yaml:2: server.user_detail_path: invalid path "/v1/*rest": must not contain ':' or '*'`,
+				`c.yaml:3: server.exchange_path: invalid path "/v1/:x": must not contain ':' or '*'`,
+			}},
 		{name: "same paths", yaml: "server:\n  exchange_path: /v1/user-detail\n",
 			want: []string{`c.yaml:2: server.exchange_path: is the same as user_detail_path`}},
 		{name: "realm with a quote", yaml: "server:\n  realm: 'a\"b'\n",

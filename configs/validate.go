@@ -517,6 +517,12 @@ func (v *validator) httpPath(path, p string) bool {
 		v.errf(path, "invalid path %s: must start with / (no query, no spaces)", v.q(path, p))
 		return false
 	}
+	// The router reads ":" and "*" as wildcards: such a route would answer other paths,
+	// and two that overlap make it panic when the server is built.
+	if strings.ContainsAny(p, ":*") {
+		v.errf(path, "invalid path %s: must not contain ':' or '*'", v.q(path, p))
+		return false
+	}
 	return true
 }
 

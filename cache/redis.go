@@ -143,7 +143,7 @@ type genEntry struct {
 // NewRedis returns the Redis backend for the `cache:` section. It fails only on a bad
 // configuration; an unreachable Redis starts it in degraded mode.
 func NewRedis(cfg configs.Cache, opts RedisOptions) (*Redis, error) {
-	master, err := parseEncryptionKey(cfg.EncryptionKey)
+	master, err := parseEncryptionKey(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -9,12 +9,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"strings"
 	"sync"
+
+	"github.com/idbridge/idbridge/configs"
 )
 
 // sealVersion is the first byte of every sealed value, so that a future change of
@@ -31,32 +32,17 @@ const (
 	infoName = "idbridge cache v1: name keys (HMAC-SHA256)"
 )
 
-// errBadKey never carries the key itself, nor any part of it.
-var errBadKey = errors.New("cache: encryption_key must be 32 bytes, hex (64 digits) or base64")
-
-// parseEncryptionKey decodes cache.encryption_key, given as hex or as any usual base64
-// alphabet (padded or not).
-func parseEncryptionKey(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
+// parseEncryptionKey decodes cache.encryption_key as the config check does
+// (configs.Cache.Key: hex or any usual base64 alphabet). Its errors never carry the key.
+func parseEncryptionKey(cfg configs.Cache) ([]byte, error) {
+	if strings.TrimSpace(cfg.EncryptionKey) == "" {
 		return nil, errors.New("cache: encryption_key is required with backend redis")
 	}
-	if len(s) == 2*keyLen {
-		if b, err := hex.DecodeString(s); err == nil {
-			return b, nil
-		}
+	k, err := cfg.Key()
+	if err != nil {
+		return nil, fmt.Errorf("cache: encryption_key %w", err)
 	}
-	for _, enc := range []*base64.Encoding{
-		base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding,
-	} {
-		if b, err := enc.DecodeString(s); err == nil {
-			if len(b) == keyLen {
-				return b, nil
-			}
-			return nil, fmt.Errorf("%w (base64 decodes to %d bytes)", errBadKey, len(b))
-		}
-	}
-	return nil, errBadKey
+	return k, nil
 }
 
 // sealer seals values and names keys under subkeys of one master key.

@@ -311,7 +311,8 @@ func (s *Server) fail(c *gin.Context, req *request, err error) {
 		}
 		c.Header("WWW-Authenticate", `Bearer realm="`+realm+`", error="invalid_token", error_description="`+desc+`"`)
 		writeJSONError(c, http.StatusUnauthorized, "invalid_token", desc)
-	case errors.Is(err, providers.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, providers.ErrUnavailable), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, context.Canceled): // the client left; nobody reads this answer
 		c.Header("Retry-After", retryAfterSeconds)
 		writeJSONError(c, http.StatusServiceUnavailable, "temporarily_unavailable", descUnavailable)
 	default:

@@ -110,6 +110,15 @@ func (s *Server) Swap(rt *Runtime) error {
 // Current returns the runtime serving new requests.
 func (s *Server) Current() *Runtime { return s.current.Load() }
 
+// Close releases the current runtime once its last request finishes (after Serve has
+// returned); it goes through the same close-once path as a reload's retirement, so a
+// reload racing with shutdown cannot close a runtime twice.
+func (s *Server) Close() {
+	if rt := s.current.Load(); rt != nil {
+		rt.retire()
+	}
+}
+
 func (rt *Runtime) acquire() { rt.active.Add(1) }
 
 func (rt *Runtime) release() {
@@ -244,7 +253,16 @@ func (s *Server) Serve(ctx context.Context, main, admin net.Listener) error {
 	defer cancel()
 	var firstErr error
 	for _, x := range servers {
-		if err := x.Shutdown(sctx); err != nil && firstErr == nil {
+		err := x.Shutdown(sctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			// The contract's shutdown is "finish in-flight requests within
+			// shutdown_timeout, exit 0": requests still running then are cut off, which
+			// is the operator's chosen bound, not a failure of the process.
+			s.log.Warn("shutdown_timeout reached; closing the connections still in use", "timeout", cfg.ShutdownTimeout)
+			x.Close()
+			continue
+		}
+		if err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}

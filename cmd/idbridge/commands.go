@@ -134,7 +134,7 @@ func serve(ctx context.Context, path string, cfg *configs.Config, logger *slog.L
 		}
 	}()
 	err = srv.Serve(ctx, mainLn, adminLn)
-	srv.Current().Close()
+	srv.Close()
 	return err
 }
 

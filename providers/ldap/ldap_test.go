@@ -3,6 +3,8 @@ package ldap
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
@@ -316,6 +318,14 @@ func TestTokenProvider(t *testing.T) {
 	for _, secret := range []string{"alice-api-token", "dup-api-token", ldaptest.BindPassword} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("log carries %q:\n%s", secret, logs)
+		}
+	}
+	// The full SHA-256 is what the directory stores for the token; a log line may carry
+	// only its fingerprint (the first 8 hex digits), even at debug level.
+	for _, tok := range []string{"alice-api-token", "dup-api-token", "nobody-api-token"} {
+		sum := sha256.Sum256([]byte(tok))
+		if full := hex.EncodeToString(sum[:]); strings.Contains(logs, full) {
+			t.Errorf("log carries the full SHA-256 of %q:\n%s", tok, logs)
 		}
 	}
 	if !strings.Contains(logs, "a token matches several entries") {

@@ -216,7 +216,14 @@ func TestExchangerFlightSurvivesFirstCallerCancel(t *testing.T) {
 		_, err := x.Exchange(ctx, "alice@example.com", testSubject, "")
 		first <- err
 	}()
-	time.Sleep(30 * time.Millisecond)
+	// Wait until the first caller's flight has reached Spotnana: a fixed sleep could end
+	// before that on a busy machine, and the test would then prove nothing (or, were the
+	// first caller late past the whole flight, find a cached token and fail).
+	for deadline := time.Now().Add(10 * time.Second); calls.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first caller's exchange never reached the server")
+		}
+	}
 	second := make(chan error, 1)
 	go func() {
 		_, err := x.Exchange(context.Background(), "alice@example.com", testSubject, "")

@@ -1,13 +1,17 @@
 package jwt
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -341,6 +345,58 @@ func TestUnknownKidFloodIsRateLimited(t *testing.T) {
 	}
 	if p.Stats().RateLimited == 0 {
 		t.Error("Stats().RateLimited = 0")
+	}
+}
+
+// A caller that gives up (a client that disconnects) must not abort the rate-limited
+// refresh its unknown kid started: otherwise the fetch fails, the 10 s budget is spent,
+// and tokens under a freshly rotated key are refused although the IdP publishes it. A
+// client that disconnects on purpose every 10 s would keep the new key out until the
+// next periodic refresh.
+func TestCancelledCallerDoesNotAbortKidRefresh(t *testing.T) {
+	c := newClock()
+	is := newIssuer(t, c)
+	var block atomic.Bool
+	arrived := make(chan struct{}, 1)
+	release := make(chan struct{})
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if block.Load() {
+			arrived <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		is.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	p := newTestProvider(t, c, baseYAML(is, "jwks_uri: "+front.URL+jwttest.JWKSPath))
+	if _, err := is.Rotate("RS256", false); err != nil {
+		t.Fatal(err)
+	}
+	tok := mint(t, is, claims()) // under the new kid, unknown to p
+
+	block.Store(true)
+	ctx, cancel := context.WithCancel(bg)
+	first := make(chan error, 1)
+	go func() {
+		_, err := p.Authenticate(ctx, tok)
+		first <- err
+	}()
+	<-arrived // the refresh for the unknown kid is under way
+	block.Store(false)
+	cancel()
+	select {
+	case <-first: // the fetch was abandoned with the caller
+		close(release)
+	case <-time.After(200 * time.Millisecond): // the fetch goes on without it
+		close(release)
+		<-first
+	}
+
+	if _, err := p.Authenticate(bg, tok); err != nil {
+		t.Fatalf("token under the rotated key after a cancelled refresh: %v", err)
 	}
 }
 

@@ -320,7 +320,10 @@ func (p *Provider) refreshForKid(ctx context.Context, seen *keySet) bool {
 		return false
 	}
 	p.lastOnDemand = now
-	if err := p.load(ctx); err != nil {
+	// The fetch spends the budget of every caller, so it must not die with this one: a
+	// client that disconnects would otherwise leave the new keys unloaded for 10 s (or,
+	// doing so every 10 s, until the periodic refresh). get bounds it with timeout.
+	if err := p.load(context.WithoutCancel(ctx)); err != nil {
 		p.log.Warn("jwt: key refresh for unknown kid failed", "provider", p.name, "error", err)
 	}
 	return true

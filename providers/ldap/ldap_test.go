@@ -3,6 +3,8 @@ package ldap
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
@@ -108,6 +110,18 @@ func (e *env) tokenProvider(t testing.TB, src string) providers.Provider {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// waitUntil polls cond until it holds, failing t after a generous deadline.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
 
 const uidFilter = "(&(objectClass=inetOrgPerson)(uid={{sub}}))"
 
@@ -318,6 +332,14 @@ func TestTokenProvider(t *testing.T) {
 			t.Errorf("log carries %q:\n%s", secret, logs)
 		}
 	}
+	// The full SHA-256 is what the directory stores for the token; a log line may carry
+	// only its fingerprint (the first 8 hex digits), even at debug level.
+	for _, tok := range []string{"alice-api-token", "dup-api-token", "nobody-api-token"} {
+		sum := sha256.Sum256([]byte(tok))
+		if full := hex.EncodeToString(sum[:]); strings.Contains(logs, full) {
+			t.Errorf("log carries the full SHA-256 of %q:\n%s", tok, logs)
+		}
+	}
 	if !strings.Contains(logs, "a token matches several entries") {
 		t.Errorf("ambiguous token not logged:\n%s", logs)
 	}
@@ -351,9 +373,13 @@ func TestRestart(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Stop the workers however the test ends, before the pool is closed.
+	defer func() { stop.Store(true); wg.Wait() }()
+	// Wait for progress, not for a fixed time: a busy CI machine may not have run a
+	// single search in any given 100 ms.
+	waitUntil(t, "a search to succeed before the outage", func() bool { return ok.Load() > 0 })
 	e.srv.Kill()
-	time.Sleep(100 * time.Millisecond)
+	waitUntil(t, "a search to fail during the outage", func() bool { return unavailable.Load() > 0 })
 	if _, err := en.Enrich(ctx, "", doc); !errors.Is(err, providers.ErrUnavailable) {
 		t.Errorf("during the outage: %v; want ErrUnavailable", err)
 	}
@@ -366,7 +392,8 @@ func TestRestart(t *testing.T) {
 	if _, err := en.Enrich(ctx, "", doc); err != nil {
 		t.Errorf("first search after restart: %v", err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	okBefore := ok.Load()
+	waitUntil(t, "the workers to succeed again after the restart", func() bool { return ok.Load() > okBefore })
 	stop.Store(true)
 	wg.Wait()
 	if other.Load() > 0 {

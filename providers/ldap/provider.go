@@ -138,7 +138,9 @@ func (p *Provider) Authenticate(ctx context.Context, token string) (providers.Id
 	if !ok {
 		return providers.Identity{}, fmt.Errorf("ldap: building the filter: %w", providers.ErrUnavailable)
 	}
-	p.log.Debug("ldap: token search", "filter", flt)
+	// The filter holds the full hash, which is what the directory stores for the token:
+	// log only its fingerprint.
+	p.log.Debug("ldap: token search", "fingerprint", hash[:8])
 	e, dns, err := p.search.findOne(ctx, flt)
 	switch {
 	case err == nil:

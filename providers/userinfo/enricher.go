@@ -96,8 +96,13 @@ func (e *Enricher) Enrich(ctx context.Context, token string, doc []byte) ([]byte
 	if err != nil {
 		return nil, err
 	}
-	if docSub, ansSub := gjson.GetBytes(doc, "sub"), gjson.GetBytes(answer, "sub"); docSub.Exists() && ansSub.Exists() && docSub.String() != ansSub.String() {
-		return nil, fmt.Errorf("userinfo: %w: the answer's sub differs from the token's", providers.ErrAccessDenied)
+	// OIDC Core §5.3.2: the answer's sub must be present and equal the token's, or the
+	// answer describes someone else and none of it may be used.
+	if docSub := gjson.GetBytes(doc, "sub"); docSub.Exists() {
+		ansSub := gjson.GetBytes(answer, "sub")
+		if ansSub.Type != gjson.String || docSub.Type != gjson.String || ansSub.Str != docSub.Str {
+			return nil, fmt.Errorf("userinfo: %w: the answer's sub is missing or differs from the token's", providers.ErrAccessDenied)
+		}
 	}
 	return merge(doc, e.into, answer)
 }

@@ -266,6 +266,8 @@ func TestEnricherErrors(t *testing.T) {
 		{"401", idptest.Raw(http.StatusUnauthorized, "application/json", nil), providers.ErrInvalidToken},
 		{"500", idptest.Raw(http.StatusInternalServerError, "application/json", nil), providers.ErrUnavailable},
 		{"other sub", idptest.JSON(map[string]any{"sub": "someone-else", "email": "mallory@example.com"}), providers.ErrAccessDenied},
+		{"no sub", idptest.JSON(map[string]any{"email": "mallory@example.com"}), providers.ErrAccessDenied},
+		{"sub of another type", idptest.JSON(map[string]any{"sub": 1, "email": "mallory@example.com"}), providers.ErrAccessDenied},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -112,7 +112,8 @@ func (s *Server) api(rt *Runtime, route string, h func(*gin.Context, *request)) 
 			h(c, &req)
 		}
 
-		d := time.Since(start)
+		end := time.Now()
+		d := end.Sub(start)
 		status := c.Writer.Status()
 		if s.opts.Observer != nil {
 			s.opts.Observer.Request(route, status, d)
@@ -126,7 +127,7 @@ func (s *Server) api(rt *Runtime, route string, h func(*gin.Context, *request)) 
 		}
 		client := c.ClientIP()
 		if al := s.opts.AccessLog; al != nil && level == slog.LevelInfo && req.reason == nil {
-			if al.write(&accessLine{t: time.Now(), id: req.id, route: route, status: status, latency: d,
+			if al.write(&accessLine{t: end, id: req.id, route: route, status: status, latency: d,
 				client: client, fp: req.fp, provider: req.provider, cached: req.cached}) {
 				return
 			}

@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -208,6 +209,12 @@ func (ch *Chain) authenticate(ctx context.Context, in *Instance, group, id, toke
 		}
 	}
 	if ttl > 0 && ch.cache != nil {
+		if cap(ident.Document) > len(ident.Document)+len(ident.Document)/4 {
+			// A document read from an IdP's answer often sits in a buffer grown by
+			// doubling; the cache would keep all of that capacity alive for the entry's
+			// whole life.
+			ident.Document = bytes.Clone(ident.Document)
+		}
 		ch.cache.Set(ctx, cache.Key{Kind: cache.Identity, Group: group, ID: id}, ident.Document, ttl)
 	}
 	return ident, nil

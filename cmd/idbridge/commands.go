@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/idbridge/idbridge/configs"
@@ -29,13 +30,17 @@ func loadConfig(path string, stderr io.Writer) (*configs.Config, bool) {
 		_, perrs := buildRuntime(cfg, slog.New(slog.DiscardHandler), nil, true)
 		errs = append(errs, perrs...)
 	}
-	// The config loader and the mapping compiler both check templates; print each
-	// position and message once.
 	// In file order, as an editor would walk them.
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].File == errs[j].File && errs[i].Line < errs[j].Line })
+	// The config loader and the mapping compiler both check mapping rules, in their own
+	// words: a mapping position is printed once. Any other two errors at one position
+	// are two problems and are both printed.
 	seen := map[string]bool{}
 	for _, e := range errs {
 		key := fmt.Sprintf("%s:%d:%s", e.File, e.Line, e.Path)
+		if !strings.Contains(e.Path, "mapping") {
+			key += ":" + e.Msg
+		}
 		if seen[key] {
 			continue
 		}

@@ -192,6 +192,7 @@ var (
 	errType          = &tokenError{reason: "typ not allowed"}
 	errSigEncoding   = &tokenError{reason: "malformed signature"}
 	errUnknownKid    = &tokenError{reason: "unknown key id"}
+	errKidStale      = &tokenError{reason: "unknown key id while the key set cannot be refreshed", unavailable: true}
 	errKeyMismatch   = &tokenError{reason: "key does not fit the algorithm"}
 	errNoKey         = &tokenError{reason: "no key fits the algorithm"}
 	errSignature     = &tokenError{reason: "signature invalid"}
@@ -435,6 +436,11 @@ func (p *Provider) verify(ctx context.Context, ks *keySet, input, sig []byte, al
 			cands = p.keys.Load().byKid[kid]
 		}
 		if len(cands) == 0 {
+			if p.keysStale() {
+				// The IdP may have rotated while it is unreachable: we cannot tell a new
+				// key from a forged kid, so the answer is "try again", not "invalid".
+				return errKidStale
+			}
 			return errUnknownKid
 		}
 	}

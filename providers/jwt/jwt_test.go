@@ -435,6 +435,15 @@ func TestIdPDownAfterStart(t *testing.T) {
 			if _, err := p.Authenticate(bg, tok); err != nil {
 				t.Fatalf("cached keys must keep serving: %v", err)
 			}
+			// A key rotated in while the IdP is unreachable cannot be told from a forged
+			// kid: "try again" (unavailable), not "invalid".
+			if _, err := is.Rotate("RS256", false); err != nil {
+				t.Fatal(err)
+			}
+			rotated := mint(t, is, claims())
+			if _, err := p.Authenticate(bg, rotated); !errors.Is(err, providers.ErrUnavailable) || errors.Is(err, providers.ErrInvalidToken) {
+				t.Fatalf("new kid while the IdP is down: err = %v, want ErrUnavailable only", err)
+			}
 			h := p.Health(bg)
 			if !h.Ready || h.OK {
 				t.Errorf("Health = %+v, want ready and not OK", h)
@@ -446,6 +455,12 @@ func TestIdPDownAfterStart(t *testing.T) {
 			}
 			if h := p.Health(bg); !h.Ready || !h.OK {
 				t.Errorf("Health after recovery = %+v", h)
+			}
+			if _, err := p.Authenticate(bg, rotated); err != nil {
+				t.Fatalf("the rotated key after recovery: %v", err)
+			}
+			if _, err := p.Authenticate(bg, mint(t, is, claims(), jwttest.WithKID("forged"))); !errors.Is(err, providers.ErrInvalidToken) {
+				t.Fatalf("unknown kid with the IdP up: err = %v, want invalid", err)
 			}
 		})
 	}

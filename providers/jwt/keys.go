@@ -179,6 +179,13 @@ type discovered struct {
 
 // load fetches the key set once from the configured source and installs it. A failed
 // or empty fetch leaves the previous set in place.
+// keysStale reports whether the last attempt to load the key set failed.
+func (p *Provider) keysStale() bool {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	return p.lastErr != nil
+}
+
 func (p *Provider) load(ctx context.Context) error {
 	err := p.fetchAndInstall(ctx)
 	now := p.now()

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,8 +46,9 @@ func NewBridge(chain *providers.Chain, def *mapping.Rules, rules map[*providers.
 		emailField = "email"
 	}
 	b := &Bridge{chain: chain, rules: rules, def: def, emailField: emailField}
-	for name, path := range extra {
-		b.extra = append(b.extra, extraField{name: string(appendJSONString(nil, name)), path: path})
+	// Sorted, so that the answer's bytes do not change with map iteration order.
+	for _, name := range slices.Sorted(maps.Keys(extra)) {
+		b.extra = append(b.extra, extraField{name: string(appendJSONString(nil, name)), path: extra[name]})
 	}
 	return b
 }

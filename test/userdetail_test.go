@@ -6,12 +6,14 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -444,4 +446,44 @@ func testCAPEM(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestResponseShape: response.email_field renames the email field and response.extra
+// adds fields from the identity document, in a stable order; an absent path is left out.
+func TestResponseShape(t *testing.T) {
+	is := newIssuer(t)
+	br := startBridge(t, fmt.Sprintf(`
+server: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0"}
+providers:
+  - name: corp
+    type: jwt
+    issuer: %s
+    audiences: [idbridge]
+mapping:
+  email: [{path: email}]
+response:
+  email_field: mail
+  extra: {name: name, groups: groups, employee: employee_id, missing: no.such.path}
+`, is.URL()))
+	tok := mint(t, is, map[string]any{"name": "Alice \"A\" <Example>", "groups": []string{"travel", "staff"}, "employee_id": 1001})
+	r := do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(tok))
+	if r.Status != 200 {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	var got map[string]map[string]any
+	if err := json.Unmarshal([]byte(r.Body), &got); err != nil {
+		t.Fatalf("not JSON: %s", r.Body)
+	}
+	want := map[string]map[string]any{"user": {"mail": "alice@example.com", "employee": 1001.0,
+		"groups": []any{"travel", "staff"}, "name": `Alice "A" <Example>`}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+	// The email first, then the extra fields by name.
+	body := r.Body
+	if !(strings.Index(body, `"mail"`) < strings.Index(body, `"employee"`) &&
+		strings.Index(body, `"employee"`) < strings.Index(body, `"groups"`) &&
+		strings.Index(body, `"groups"`) < strings.Index(body, `"name"`)) {
+		t.Fatalf("fields out of order: %s", body)
+	}
 }

@@ -487,3 +487,37 @@ response:
 		t.Fatalf("fields out of order: %s", body)
 	}
 }
+
+// TestConfiguredPaths: user_detail_path moves the route; exchange_path "" turns the
+// exchange route off even with a spotnana section.
+func TestConfiguredPaths(t *testing.T) {
+	is := newIssuer(t)
+	br := startBridge(t, fmt.Sprintf(`
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+  user_detail_path: /spotnana/user
+  exchange_path: ""
+providers:
+  - name: corp
+    type: jwt
+    issuer: %s
+    audiences: [idbridge]
+mapping:
+  email: [{path: email}]
+spotnana:
+  token_url: http://127.0.0.1:1/v2/auth/oauth2-token
+  client_id: c
+  client_secret: s
+`, is.URL()))
+	tok := mint(t, is, nil)
+	if r := do(t, "GET", br.URL+"/spotnana/user", nil, bearer(tok)); r.Status != 200 {
+		t.Fatalf("configured user-detail path: %d %s", r.Status, r.Body)
+	}
+	if r := do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(tok)); r.Status != 404 {
+		t.Fatalf("default path still served: %d", r.Status)
+	}
+	if r := do(t, "POST", br.URL+"/v1/token-exchange", nil, bearer(tok)); r.Status != 404 {
+		t.Fatalf("disabled exchange route: %d %s", r.Status, r.Body)
+	}
+}

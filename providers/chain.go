@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -76,6 +77,10 @@ func NewChain(instances []*Instance, c cache.Cache, now func() time.Time, obs Ob
 
 // Instances returns the providers in chain order.
 func (ch *Chain) Instances() []*Instance { return ch.instances }
+
+// Fingerprint is the only form in which a token may appear in a log line or on a
+// screen: the first 8 hex digits of its SHA-256.
+func Fingerprint(sum [32]byte) string { return hex.EncodeToString(sum[:4]) }
 
 // upstreamDeadline starts a Resolve's deadline at its first upstream call.
 type upstreamDeadline struct{ cancel context.CancelFunc }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -185,7 +184,7 @@ func (s *Server) authenticate(c *gin.Context, req *request) (*Resolution, string
 		return nil, "", [32]byte{}, false
 	}
 	sum := providers.TokenSum(token)
-	req.fp = hex.EncodeToString(sum[:4])
+	req.fp = providers.Fingerprint(sum)
 	res, ok := s.pins.Get(sum)
 	if !ok {
 		res, err = req.rt.Bridge.Resolve(req.ctx, token, sum)

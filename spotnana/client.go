@@ -9,8 +9,6 @@ package spotnana
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +23,7 @@ import (
 	"time"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/providers"
 )
 
 // Protocol constants.
@@ -493,8 +492,7 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // Fingerprint names a token in logs without revealing it: the first 8 hex digits of
 // its SHA-256.
 func Fingerprint(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:4])
+	return providers.Fingerprint(providers.TokenSum(token))
 }
 
 func errString(err error) string {

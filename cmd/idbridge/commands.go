@@ -285,7 +285,7 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), tc.cfg.Server.RequestTimeout)
 	defer cancel()
 	sum := providers.TokenSum(tc.token)
-	fmt.Fprintf(stdout, "token fingerprint: %x\n", sum[:4])
+	fmt.Fprintf(stdout, "token fingerprint: %s\n", providers.Fingerprint(sum))
 	res, err := tc.b.rt.Bridge.Chain().Resolve(ctx, tc.token, sum)
 	if err != nil {
 		fmt.Fprintf(stdout, "result: refused (%s)\n", verdict(err))

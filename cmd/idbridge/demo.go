@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -174,11 +172,6 @@ func (p *demoPrinter) linef(format string, args ...any) {
 	fmt.Fprintf(p.w, "   %s\n", fmt.Sprintf(format, args...))
 }
 
-func fingerprint(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:4])
-}
-
 func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	p := &demoPrinter{w: stdout}
 	ctx, cancel := context.WithCancel(ctx)
@@ -306,7 +299,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 		return err
 	}
-	p.stepf("The demo issuer minted a token for %s (fingerprint %s, saved in %s). Its claims:", demoUser, fingerprint(token), tokenFile)
+	p.stepf("The demo issuer minted a token for %s (fingerprint %s, saved in %s). Its claims:", demoUser, spotnana.Fingerprint(token), tokenFile)
 	if claims, err := jwtClaims(token); err == nil {
 		for _, l := range strings.Split(claims, "\n") {
 			p.linef("%s", l)
@@ -315,7 +308,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 
 	// 2. The company's app asks the bridge for Spotnana tokens.
 	exchangeURL := bridgeURL + *cfg.Server.ExchangePath
-	p.stepf("The app sends the token to the bridge: POST %s (Authorization: Bearer <token %s>).", exchangeURL, fingerprint(token))
+	p.stepf("The app sends the token to the bridge: POST %s (Authorization: Bearer <token %s>).", exchangeURL, spotnana.Fingerprint(token))
 	p.linef("The bridge validates it against the issuer's keys, maps it to an email, and sends")
 	p.linef("Spotnana's token exchange (RFC 8693) to %s.", cfg.Spotnana.TokenURL)
 	hc := &http.Client{Timeout: 30 * time.Second}
@@ -360,9 +353,9 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	p.linef("token_type:    %s", tr.TokenType)
 	p.linef("expires_in:    %d", tr.ExpiresIn)
 	p.linef("scope:         %s", tr.Scope)
-	p.linef("access_token:  <fingerprint %s>", fingerprint(tr.AccessToken))
+	p.linef("access_token:  <fingerprint %s>", spotnana.Fingerprint(tr.AccessToken))
 	if tr.RefreshToken != "" {
-		p.linef("refresh_token: <fingerprint %s>", fingerprint(tr.RefreshToken))
+		p.linef("refresh_token: <fingerprint %s>", spotnana.Fingerprint(tr.RefreshToken))
 	}
 
 	// 6. The token works at "Spotnana".

@@ -3,7 +3,6 @@ package ldap
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -131,7 +130,7 @@ func (p *Provider) Authenticate(ctx context.Context, token string) (providers.Id
 			return providers.Identity{}, fmt.Errorf("ldap: %w", providers.ErrNotMine)
 		}
 	}
-	sum := sha256.Sum256([]byte(token))
+	sum := providers.TokenSum(token)
 	hash := hex.EncodeToString(sum[:])
 	// The document holds only the hash: the template engine never sees the token.
 	flt, ok := p.filter.build(marshal(map[string]string{tokenPlaceholder: hash}))

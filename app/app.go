@@ -261,7 +261,7 @@ func SortErrors(errs configs.Errors) configs.Errors {
 
 // ToSpec converts a config mapping section to the mapping package's own types.
 func ToSpec(m *configs.Mapping) mapping.Spec {
-	spec := mapping.Spec{AllowedDomains: m.AllowedDomains, RewriteDomains: m.RewriteDomains}
+	spec := mapping.Spec{AllowedDomains: m.AllowedDomains, RewriteDomains: m.RewriteDomains, AllowUnicode: m.AllowUnicode}
 	for _, c := range m.Email {
 		mc := mapping.Candidate{Path: c.Path, Template: c.Template}
 		if c.When != nil {
@@ -279,6 +279,18 @@ func ToSpec(m *configs.Mapping) mapping.Spec {
 // places each error at its candidate's, or transform's, line.
 func CompileMapping(file, path string, m *configs.Mapping) (*mapping.Rules, configs.Errors) {
 	rules, errs := mapping.Compile(ToSpec(m))
+	return rules, positioned(file, path, m, errs, false)
+}
+
+// LintMapping returns the mapping's warnings (claim URIs with bare dots, an unverified
+// email claim), positioned like CompileMapping's errors.
+func LintMapping(file, path string, m *configs.Mapping) configs.Errors {
+	return positioned(file, path, m, mapping.Lint(ToSpec(m)), true)
+}
+
+// positioned places the mapping package's errors at their candidate's (or transform's)
+// line.
+func positioned(file, path string, m *configs.Mapping, errs []*mapping.CompileError, warning bool) configs.Errors {
 	var out configs.Errors
 	for _, e := range errs {
 		line, p := m.Line, path
@@ -293,9 +305,9 @@ func CompileMapping(file, path string, m *configs.Mapping) (*mapping.Rules, conf
 		if e.Field != "" {
 			p += "." + e.Field
 		}
-		out = append(out, &configs.Error{File: file, Line: max(line, 1), Path: p, Msg: e.Msg})
+		out = append(out, &configs.Error{File: file, Line: max(line, 1), Path: p, Msg: e.Msg, Warning: warning})
 	}
-	return rules, out
+	return out
 }
 
 // NewLogger builds the process logger from the log section.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/idbridge/idbridge/cache"
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/playground"
 	"github.com/idbridge/idbridge/providers"
 	"github.com/idbridge/idbridge/server"
 )
@@ -194,6 +195,8 @@ type ServeOptions struct {
 	// Ready, when not nil, receives the bound addresses once listening.
 	Ready   func(main, admin string)
 	Version string
+	// Playground, when not nil, serves the mapping playground on the admin listener.
+	Playground *playground.Options
 }
 
 // Serve runs the bridge for plan until ctx is done; SIGHUP reloads the file (Reload).
@@ -212,6 +215,7 @@ func Serve(ctx context.Context, plan *Plan, o ServeOptions) error {
 	}
 	opts := proc.Options(logger)
 	opts.AccessLog = o.AccessLog
+	opts.Playground = o.Playground
 	srv, err := server.New(rt, opts)
 	if err != nil {
 		plan.Close()

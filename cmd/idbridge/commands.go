@@ -88,12 +88,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	err := app.Serve(ctx, plan, app.ServeOptions{
-		Path:      *path,
-		Registry:  registry(),
-		Logger:    logger,
-		AccessLog: &server.AccessLog{W: sink, JSON: plan.Config.Log.Format != "text"},
-		Ready:     func(string, string) { sink.Flush() }, // tell the operator at once that it listens
-		Version:   version,
+		Path:       *path,
+		Registry:   registry(),
+		Logger:     logger,
+		AccessLog:  &server.AccessLog{W: sink, JSON: plan.Config.Log.Format != "text"},
+		Ready:      func(string, string) { sink.Flush() }, // tell the operator at once that it listens
+		Playground: playgroundOptions(plan.Config, *path),
+		Version:    version,
 	})
 	if err != nil {
 		logger.Error("idbridge stopped", "error", err)

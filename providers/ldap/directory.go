@@ -84,6 +84,16 @@ func NewDirectories(secs []*configs.Section, deps providers.Deps) (providers.Dir
 	return ds, errs
 }
 
+// DecodeDirectory decodes one directory's section strictly (for `idbridge directory
+// test`, which probes one directory outside a running bridge).
+func DecodeDirectory(sec *configs.Section) (*DirectoryConfig, configs.Errors) {
+	var cfg DirectoryConfig
+	if errs := sec.Decode(&cfg); len(errs) > 0 {
+		return nil, errs
+	}
+	return &cfg, nil
+}
+
 // newDirectoriesFrom builds directories from decoded configs, for tests.
 func newDirectoriesFrom(cfgs map[string]*DirectoryConfig, deps providers.Deps) (*Directories, error) {
 	ds := &Directories{dirs: map[string]*Directory{}, broken: map[string]bool{}, log: deps.Logger}

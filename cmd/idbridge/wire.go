@@ -158,6 +158,12 @@ type built struct {
 // is collected, so `check` prints them all at once. proc gives the process-wide cache and
 // metrics; nil (one-shot commands) gives the runtime a memory cache of its own.
 func buildRuntime(cfg *configs.Config, logger *slog.Logger, proc *process, validateOnly bool) (*built, configs.Errors) {
+	b, errs := buildParts(cfg, logger, proc, validateOnly)
+	return b, cfg.Redact(errs)
+}
+
+// buildParts is buildRuntime before its errors are redacted.
+func buildParts(cfg *configs.Config, logger *slog.Logger, proc *process, validateOnly bool) (*built, configs.Errors) {
 	var errs configs.Errors
 	reg := registry()
 	httpClient, err := newHTTPClient(cfg.Outbound)

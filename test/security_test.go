@@ -411,3 +411,46 @@ mapping:
 		}
 	})
 }
+
+// TestReadyWithOneIssuerDown is finding 9: a replica that starts while one of its jwt
+// issuers is down is ready (the other issuer serves), and /readyz shows that provider's
+// own state.
+func TestReadyWithOneIssuerDown(t *testing.T) {
+	up := newIssuer(t)
+	down := "http://" + freePort(t)
+	br := startBridge(t, `
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+providers:
+  - name: up
+    type: jwt
+    issuer: `+up.URL()+`
+    audiences: [idbridge]
+  - name: down
+    type: jwt
+    issuer: `+down+`
+    audiences: [idbridge]
+    timeout: 500ms
+mapping:
+  email:
+    - path: email
+`)
+	eventually(t, "ready with one issuer down", func() bool {
+		return do(t, "GET", br.Admin+"/readyz", nil).Status == 200
+	})
+	r := do(t, "GET", br.Admin+"/readyz", nil)
+	var body struct {
+		Ready bool                      `json:"ready"`
+		Deps  map[string]map[string]any `json:"dependencies"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &body); err != nil {
+		t.Fatal(err)
+	}
+	if !body.Ready || body.Deps["provider:down"]["ready"] != false || body.Deps["provider:up"]["ready"] != true {
+		t.Errorf("/readyz: %s", r.Body)
+	}
+	if e := emailOf(t, userDetail(t, br, mint(t, up, nil))); e != "alice@example.com" {
+		t.Errorf("the issuer that is up: %q", e)
+	}
+}

@@ -44,6 +44,9 @@ type Server struct {
 	TrustedProxies    []string      `yaml:"trusted_proxies"`     // default none
 	AllowedClients    []string      `yaml:"allowed_clients"`     // default any (user-detail only)
 	RateLimit         RateLimit     `yaml:"rate_limit"`          // default off
+	// Playground serves the mapping playground at GET /playground on the admin listener.
+	// Default: on while admin_listen is a loopback address, off otherwise.
+	Playground *bool `yaml:"playground"`
 }
 
 // TLS names the main listener's certificate and key; both empty means plain HTTP.

@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -108,26 +109,41 @@ func (c *Cluster) Owner(t testing.TB, key string) *Server {
 	return nil
 }
 
-// Reshard moves every slot of from to to with `redis-cli --cluster reshard`, keys
-// included, while clients keep working (they follow MOVED and ASK).
-func (c *Cluster) Reshard(t testing.TB, from, to *Server) string {
+// Reshard moves slots of from to to with `redis-cli --cluster reshard`, keys
+// included, while clients keep working (they follow MOVED and ASK): the lowest of
+// from's slots, up to and including the slot of key, which redis-cli takes first.
+func (c *Cluster) Reshard(t testing.TB, from, to *Server, key string) {
 	t.Helper()
+	slot, err := c.Nodes[0].String("CLUSTER", "KEYSLOT", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, _ := strconv.ParseInt(slot, 10, 64)
 	v, err := from.Do("CLUSTER", "SLOTS")
 	if err != nil {
 		t.Fatal(err)
 	}
-	slots := 0
+	var owned []int64
 	for _, r := range v.([]any) {
 		rng := r.([]any)
 		if node := rng[2].([]any); node[1].(int64) == int64(from.Port()) {
-			slots += int(rng[1].(int64) - rng[0].(int64) + 1)
+			for s := rng[0].(int64); s <= rng[1].(int64); s++ {
+				owned = append(owned, s)
+			}
 		}
+	}
+	slices.Sort(owned)
+	n := 0
+	for n < len(owned) && owned[n] <= target {
+		n++
+	}
+	if n == 0 || owned[n-1] != target {
+		t.Fatalf("redistest: %s does not own the slot of %q", from.Addr(), key)
 	}
 	out, err := exec.Command(c.cli, "--cluster", "reshard", c.Nodes[0].Addr(),
 		"--cluster-from", from.ID(t), "--cluster-to", to.ID(t),
-		"--cluster-slots", strconv.Itoa(slots), "--cluster-yes", "--cluster-pipeline", "100").CombinedOutput()
+		"--cluster-slots", strconv.Itoa(n), "--cluster-yes", "--cluster-pipeline", "100").CombinedOutput()
 	if err != nil {
 		t.Fatalf("redistest: redis-cli --cluster reshard: %v\n%s", err, out)
 	}
-	return string(out)
 }

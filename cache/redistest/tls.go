@@ -58,7 +58,7 @@ func (f *TLSFiles) clientConfig() *tls.Config {
 	if b, err := os.ReadFile(f.CA); err == nil {
 		pool.AppendCertsFromPEM(b)
 	}
-	c := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, ServerName: "127.0.0.1"}
 	if cert, err := tls.LoadX509KeyPair(f.ClientCert, f.ClientKey); err == nil {
 		c.Certificates = []tls.Certificate{cert}
 	}

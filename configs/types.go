@@ -41,6 +41,9 @@ type Server struct {
 	TrustedProxies    []string      `yaml:"trusted_proxies"`     // default none
 	AllowedClients    []string      `yaml:"allowed_clients"`     // default any (user-detail only)
 	RateLimit         RateLimit     `yaml:"rate_limit"`          // default off
+	// Playground serves the mapping playground at GET /playground on the admin listener.
+	// Default: on while admin_listen is a loopback address, off otherwise.
+	Playground *bool `yaml:"playground"`
 }
 
 // TLS names the main listener's certificate and key; both empty means plain HTTP.
@@ -175,6 +178,7 @@ type Mapping struct {
 	Email          []Candidate       `yaml:"email"`           // required, non-empty
 	AllowedDomains []string          `yaml:"allowed_domains"` // default any
 	RewriteDomains map[string]string `yaml:"rewrite_domains"` // default none
+	AllowUnicode   bool              `yaml:"allow_unicode"`   // default false: printable ASCII emails only
 }
 
 // Candidate is one way to find the email; the first that yields a valid address wins.

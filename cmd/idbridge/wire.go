@@ -182,6 +182,12 @@ func buildParts(cfg *configs.Config, logger *slog.Logger, proc *process, validat
 		errs = append(errs, &configs.Error{File: cfg.File, Line: 1, Path: "outbound", Msg: err.Error()})
 	}
 	deps := providers.Deps{HTTPClient: httpClient, Logger: logger, Now: time.Now, File: cfg.File, ValidateOnly: validateOnly}
+	if cfg.Cache.Backend == "redis" {
+		// The cache package reads its TLS files; check reports what it would refuse.
+		if _, err := cache.RedisTLS(cfg.Cache.Redis); err != nil {
+			errs = append(errs, &configs.Error{File: cfg.File, Line: 1, Path: "cache.redis", Msg: err.Error()})
+		}
+	}
 
 	var closers []func() error
 	if httpClient != nil {

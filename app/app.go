@@ -22,6 +22,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/idbridge/idbridge/cache"
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/mapping"
 	"github.com/idbridge/idbridge/outbound"
@@ -78,6 +79,12 @@ func Load(cfg *configs.Config, reg providers.Registry, logger *slog.Logger) (*Pl
 		p.closers = append(p.closers, func() error { client.CloseIdleConnections(); return nil })
 	}
 	deps := providers.Deps{HTTPClient: client, Logger: logger, Now: time.Now, File: cfg.File}
+	if cfg.Cache.Backend == "redis" {
+		// The cache package reads its TLS files; check reports what it would refuse.
+		if _, err := cache.RedisTLS(cfg.Cache.Redis); err != nil {
+			errs = append(errs, &configs.Error{File: cfg.File, Line: 1, Path: "cache.redis", Msg: err.Error()})
+		}
+	}
 
 	if len(cfg.Directories) > 0 {
 		if reg.Directories == nil {
@@ -118,7 +125,9 @@ func Load(cfg *configs.Config, reg providers.Registry, logger *slog.Logger) (*Pl
 		}
 		p.exchange = x
 	}
-	return p, SortErrors(errs)
+	// An error from any part may quote a value a reference brought in: show the
+	// reference instead.
+	return p, cfg.Redact(SortErrors(errs))
 }
 
 // provider builds one provider and its steps.

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"reflect"
 	"syscall"
 	"time"
 
@@ -99,7 +100,7 @@ func (p *Process) reloaded(logger *slog.Logger, cfg *configs.Config, old *server
 	if !ok || cfg == nil {
 		return
 	}
-	if cfg.Cache != p.cfg {
+	if !reflect.DeepEqual(cfg.Cache, p.cfg) {
 		logger.Warn("cache section changed; it applies after a restart, the running cache keeps serving")
 	}
 	if old != nil && old.Config != nil {
@@ -117,20 +118,23 @@ func (p *Process) reloaded(logger *slog.Logger, cfg *configs.Config, old *server
 const dnsTimeout = time.Second
 
 // health reports each provider and enrichment step that can tell its state, the
-// directories, the shared cache and Spotnana's token URL. The replica is unready only
-// while a part reports Ready false (a jwt provider that never loaded keys); an outage is
-// reported, and the replica keeps its place in the load balancer (the contract's
-// /readyz).
+// directories, the shared cache and Spotnana's token URL. The replica is ready once one
+// provider can serve: a provider that cannot yet (Health.Ready false: a jwt provider
+// whose keys never loaded) is shown unready in the detail, but one IdP down during a
+// scale-up must not keep new replicas, and every other issuer, out of the load balancer.
+// An outage is reported, and the replica keeps its place (the contract's /readyz).
 func (p *Process) health(plan *Plan) func(context.Context) (bool, map[string]any) {
 	cfg := plan.Config
 	return func(ctx context.Context) (bool, map[string]any) {
-		ready := true
+		ready := false
 		out := map[string]any{}
 		for _, in := range plan.Instances {
 			entry := map[string]any{"type": in.Type}
-			if h, ok := in.Provider.(providers.HealthChecker); ok {
+			if h, ok := in.Provider.(providers.HealthChecker); !ok {
+				ready = true // nothing to wait for
+			} else {
 				st := h.Health(ctx)
-				ready = ready && st.Ready
+				ready = ready || st.Ready
 				entry["ready"], entry["ok"] = st.Ready, st.OK
 				if st.Detail != "" {
 					entry["detail"] = st.Detail
@@ -138,9 +142,7 @@ func (p *Process) health(plan *Plan) func(context.Context) (bool, map[string]any
 			}
 			for i, e := range in.Enrichers {
 				if h, ok := e.(providers.HealthChecker); ok {
-					st := h.Health(ctx)
-					ready = ready && st.Ready
-					entry[fmt.Sprintf("step%d", i)] = st
+					entry[fmt.Sprintf("step%d", i)] = h.Health(ctx)
 				}
 			}
 			out["provider:"+in.Name] = entry
@@ -153,8 +155,9 @@ func (p *Process) health(plan *Plan) func(context.Context) (bool, map[string]any
 		if p != nil {
 			entry := map[string]any{"backend": "memory", "ok": true}
 			if p.redis != nil {
-				ok, detail := p.redis.Health(ctx)
-				entry = map[string]any{"backend": "redis", "ok": ok, "degraded": p.redis.Degraded(), "detail": detail}
+				h := p.redis.Health(ctx)
+				entry = map[string]any{"backend": "redis", "ok": h.OK, "degraded": h.Degraded, "detail": h.Detail,
+					"topology": h.Topology, "primaries": h.Primaries}
 			}
 			out["cache"] = entry
 		}

@@ -68,7 +68,7 @@ func parse(file string, data []byte, lookupEnv func(string) (string, bool), read
 	lines := map[string]int{"": top.Line}
 	d := newDecoder(file, lines)
 	d.refs, d.secrets = res.refs, secrets
-	cfg := &Config{File: file}
+	cfg := &Config{File: file, resolved: res.resolved}
 
 	// Everything but providers: decodes into Config; providers: is built by hand, since
 	// each section keeps its own keys as a node.
@@ -106,7 +106,7 @@ func parse(file string, data []byte, lookupEnv func(string) (string, bool), read
 		cfg.reported = append(cfg.reported, e.Path)
 	}
 	cfg.unresolved = res.failed
-	return cfg, errs
+	return cfg, cfg.Redact(errs)
 }
 
 // Reported tells whether configs reported a fatal error at path or below it (a typo in

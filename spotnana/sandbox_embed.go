@@ -49,7 +49,7 @@ type EmbedStats struct {
 
 // embedCounters are EmbedStats, updated concurrently.
 type embedCounters struct {
-	pages, requests, responses, signedIn, invalid atomic.Int64
+	pages, requests, responses, signedIn, invalid  atomic.Int64
 	ignoredSource, ignoredOrigin, ignoredMalformed atomic.Int64
 	mu                                             sync.Mutex
 	lastEmail                                      string

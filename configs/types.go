@@ -163,6 +163,7 @@ type Mapping struct {
 	Email          []Candidate       `yaml:"email"`           // required, non-empty
 	AllowedDomains []string          `yaml:"allowed_domains"` // default any
 	RewriteDomains map[string]string `yaml:"rewrite_domains"` // default none
+	AllowUnicode   bool              `yaml:"allow_unicode"`   // default false: printable ASCII emails only
 }
 
 // Candidate is one way to find the email; the first that yields a valid address wins.

@@ -24,6 +24,8 @@ const (
 	notBareAddress
 	tooLongAfterRewrite
 	domainNotAllowed
+	notASCII
+	badCharacter
 )
 
 func (r reason) String() string {
@@ -50,6 +52,10 @@ func (r reason) String() string {
 		return "too long after the domain rewrite"
 	case domainNotAllowed:
 		return "domain not allowed"
+	case notASCII:
+		return "not printable ASCII (mapping.allow_unicode is off)"
+	case badCharacter:
+		return "a control, format, bidi, invisible, space or compatibility character"
 	default:
 		return "reason " + strconv.Itoa(int(r))
 	}
@@ -173,6 +179,10 @@ func (r *Rules) try(c *candidate, doc string, st *Step) (string, reason) {
 	if v == "" {
 		return "", emptyAfterTransforms
 	}
+	var rs reason
+	if v, rs = r.characters(v); rs != won {
+		return "", rs
+	}
 	if !bareAddress(v) {
 		return "", notBareAddress
 	}
@@ -228,7 +238,7 @@ func (r *Rules) rewrite(email string) string {
 	at := strings.IndexByte(email, '@')
 	domain := email[at+1:]
 	for _, rw := range r.rewrites {
-		if strings.EqualFold(domain, rw.from) {
+		if asciiEqualFold(domain, rw.from) {
 			return email[:at+1] + rw.to
 		}
 	}
@@ -246,10 +256,10 @@ func (r *Rules) domainAllowed(email string) bool {
 	domain := email[strings.IndexByte(email, '@')+1:]
 	for _, a := range r.allowed {
 		if a[0] == '.' {
-			if len(domain) > len(a) && strings.EqualFold(domain[len(domain)-len(a):], a) {
+			if len(domain) > len(a) && asciiEqualFold(domain[len(domain)-len(a):], a) {
 				return true
 			}
-		} else if strings.EqualFold(domain, a) {
+		} else if asciiEqualFold(domain, a) {
 			return true
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/jsonlimit"
 	"github.com/idbridge/idbridge/providers"
 )
 
@@ -110,6 +111,9 @@ func (t TokenResponse) MarshalJSON() ([]byte, error) {
 // expires_in may be a number or a numeric string, issued_token_type may be absent.
 func parseTokenResponse(body []byte) (*TokenResponse, error) {
 	var raw map[string]json.RawMessage
+	if err := jsonlimit.Check(body); err != nil {
+		return nil, fmt.Errorf("token response: %w", err)
+	}
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, errors.New("token response is not a JSON object")
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/idbridge/idbridge/jsonlimit"
 )
 
 // ErrUnavailable means Spotnana could not be reached, kept failing (5xx), or kept
@@ -104,6 +106,9 @@ type oauthErrorBody struct {
 // body (an HTML error page, say) is never echoed. Code is never empty.
 func ParseErrorBody(status int, body []byte) *RefusedError {
 	e := &RefusedError{Status: status}
+	if jsonlimit.Check(body) != nil {
+		body = nil // too deep to read: the status alone names the error
+	}
 	var sp spotnanaErrorBody
 	if json.Unmarshal(body, &sp) == nil {
 		e.DebugID = clean(sp.DebugIdentifier)

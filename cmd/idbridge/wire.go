@@ -112,7 +112,7 @@ func loadKeyPair(certFile, key string) (tls.Certificate, error) {
 
 // toSpec converts a config mapping section to the mapping package's own types.
 func toSpec(m *configs.Mapping) mapping.Spec {
-	spec := mapping.Spec{AllowedDomains: m.AllowedDomains, RewriteDomains: m.RewriteDomains}
+	spec := mapping.Spec{AllowedDomains: m.AllowedDomains, RewriteDomains: m.RewriteDomains, AllowUnicode: m.AllowUnicode}
 	for _, c := range m.Email {
 		mc := mapping.Candidate{Path: c.Path, Template: c.Template}
 		if c.When != nil {

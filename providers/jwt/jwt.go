@@ -21,6 +21,7 @@ import (
 	"unsafe"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/jsonlimit"
 	"github.com/idbridge/idbridge/providers"
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 	"github.com/tidwall/gjson"
@@ -261,7 +262,7 @@ func split(s string) (token, bool) {
 }
 
 func isObject(s string) bool {
-	return gjson.Valid(s) && gjson.Parse(s).IsObject()
+	return jsonlimit.CheckString(s) == nil && gjson.Valid(s) && gjson.Parse(s).IsObject()
 }
 
 // view returns b as a string without copying it, so that gjson's string API can read it

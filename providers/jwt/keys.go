@@ -18,6 +18,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/tidwall/gjson"
+
+	"github.com/idbridge/idbridge/jsonlimit"
 )
 
 // keyKind is the key family an algorithm needs (RFC 8725 §3.1: one algorithm per key,
@@ -65,7 +67,7 @@ func parseKeySet(data []byte, pem bool) (*keySet, int, error) {
 	var err error
 	if pem {
 		set, err = jwk.Parse(data, jwk.WithPEM(true))
-	} else {
+	} else if err = jsonlimit.Check(data); err == nil {
 		set, err = jwk.Parse(data)
 	}
 	if err != nil {
@@ -283,6 +285,11 @@ func (p *Provider) get(ctx context.Context, url string) ([]byte, error) {
 	}
 	if len(data) > maxFetchBytes {
 		return nil, fmt.Errorf("GET %s: answer larger than %d bytes", url, maxFetchBytes)
+	}
+	// Discovery documents and key sets are JSON: bound their depth before a parser
+	// that recurses reads them.
+	if err := jsonlimit.Check(data); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}
 	return data, nil
 }

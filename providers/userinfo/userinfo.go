@@ -22,6 +22,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/jsonlimit"
 	"github.com/idbridge/idbridge/providers"
 )
 
@@ -234,7 +235,7 @@ func (f *fetcher) fetch(ctx context.Context, endpoint, token string) ([]byte, er
 	if len(body) > MaxAnswerBytes {
 		return nil, fmt.Errorf("userinfo: %w: answer larger than %d bytes", providers.ErrUnavailable, MaxAnswerBytes)
 	}
-	if !gjson.ValidBytes(body) || !gjson.ParseBytes(body).IsObject() {
+	if jsonlimit.Check(body) != nil || !gjson.ValidBytes(body) || !gjson.ParseBytes(body).IsObject() {
 		f.log.Error("userinfo endpoint gave a malformed answer")
 		return nil, fmt.Errorf("userinfo: %w: answer is not a JSON object", providers.ErrUnavailable)
 	}

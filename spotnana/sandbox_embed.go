@@ -13,6 +13,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/idbridge/idbridge/jsonlimit"
 )
 
 // Routes of the sandbox's embed origin (SandboxConfig.EmbedListen).
@@ -159,7 +161,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEmbedBody))
-	if err != nil || json.Unmarshal(body, v) != nil {
+	if err != nil || jsonlimit.Check(body) != nil || json.Unmarshal(body, v) != nil {
 		http.Error(w, "malformed body", http.StatusBadRequest)
 		return false
 	}

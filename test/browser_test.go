@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -160,15 +159,7 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 		p.mu.Unlock()
 	}
 	cfg := exchangeConfig(t, listen, env.is.URL(), env.sb.URL+spotnana.SandboxTokenPath, "")
-	withCORS, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withCORS = []byte(strings.Replace(string(withCORS), "server:\n", fmt.Sprintf(
-		"server:\n  cors:\n    allowed_origins: [%q, %q]\n", env.page.Origin, env.unframed.Origin), 1))
-	if err := os.WriteFile(cfg, withCORS, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	addCORS(t, cfg, env.page.Origin, env.unframed.Origin)
 	env.br = startBridgeFile(t, cfg)
 	return env
 }

@@ -19,6 +19,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/idbridge/idbridge/jsonlimit"
 )
 
 // Users the page offers: the key is what the page posts, the value its button's label.
@@ -176,7 +178,7 @@ func (a *App) token(w http.ResponseWriter, r *http.Request) {
 		User string `json:"user"`
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxTokenRequest))
-	if err != nil || json.Unmarshal(body, &in) != nil {
+	if err != nil || jsonlimit.Check(body) != nil || json.Unmarshal(body, &in) != nil {
 		http.Error(w, "malformed body", http.StatusBadRequest)
 		return
 	}

@@ -115,8 +115,14 @@ func (r *Rules) eval(doc string, tr *Trace) (string, int, reason) {
 		email, rs := r.try(c, doc, st)
 		if st != nil {
 			st.Rejected = rs.String()
-			if rs == won {
+			switch rs {
+			case won:
 				st.Rejected, st.Won = "", true
+			case domainNotAllowed:
+				// The trace is for the integrator (never a log line): name the domain
+				// and the list it is not in.
+				st.Rejected = fmt.Sprintf("domain %q not allowed (allowed_domains: %s)",
+					email[strings.IndexByte(email, '@')+1:], r.allowedList())
 			}
 		}
 		switch rs {
@@ -186,9 +192,13 @@ func (r *Rules) try(c *candidate, doc string, st *Step) (string, reason) {
 	if !bareAddress(v) {
 		return "", notBareAddress
 	}
+	before := v
 	v = r.rewrite(v)
 	if st != nil {
 		st.Email = strings.Clone(v)
+		if len(v) != len(before) || v != before {
+			st.Rewrite = before[strings.IndexByte(before, '@')+1:] + " -> " + v[strings.IndexByte(v, '@')+1:]
+		}
 	}
 	if len(v) > maxAddress {
 		return "", tooLongAfterRewrite
@@ -271,4 +281,16 @@ func rawOrAbsent(r gjson.Result) string {
 		return "absent"
 	}
 	return strings.Clone(r.Raw)
+}
+
+// allowedList prints allowed_domains as configured (wildcards as "*.example.com").
+func (r *Rules) allowedList() string {
+	out := make([]string, len(r.allowed))
+	for i, a := range r.allowed {
+		if a[0] == '.' {
+			a = "*" + a
+		}
+		out[i] = a
+	}
+	return strings.Join(out, ", ")
 }

@@ -176,6 +176,10 @@ func Compile(s Spec) (*Rules, []*CompileError) {
 			fail(i, "", "a path or a template is needed")
 		case c.Path != "" && strings.TrimSpace(c.Path) == "":
 			fail(i, "path", "empty path")
+		case c.Path != "":
+			if err := CheckPath(c.Path); err != nil {
+				fail(i, "path", "%v", err)
+			}
 		case c.Template != "":
 			t, err := CompileTemplate(c.Template)
 			if err != nil {
@@ -245,6 +249,9 @@ func compileWhen(w *When) (cw *when, field, msg string) {
 	cw = &when{path: w.Path}
 	if strings.TrimSpace(w.Path) == "" {
 		return cw, "when.path", "empty path"
+	}
+	if err := CheckPath(w.Path); err != nil {
+		return cw, "when.path", err.Error()
 	}
 	if n != 1 {
 		return cw, "when", "exactly one of equals, matches, exists is needed"

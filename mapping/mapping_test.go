@@ -395,6 +395,7 @@ candidate 5: path upn
   trim: "SMTP:Alice@Example.LOCAL"
   trim_prefix("SMTP:"): "Alice@Example.LOCAL"
   lower: "alice@example.local"
+  rewrite_domains: example.local -> example.com
   email alice@example.com
   won
 `
@@ -411,7 +412,7 @@ candidate 5: path upn
 		if !errors.Is(err, ErrDomainNotAllowed) {
 			t.Fatalf("err = %v", err)
 		}
-		want := "candidate 0: path email\n  found \"me@example.com\"\n  email me@example.com\n  rejected: domain not allowed\n"
+		want := "candidate 0: path email\n  found \"me@example.com\"\n  email me@example.com\n  rejected: domain \"example.com\" not allowed (allowed_domains: *.example.com)\n"
 		if got := tr.String(); got != want {
 			t.Errorf("trace:\n%s\nwant:\n%s", got, want)
 		}

@@ -105,6 +105,7 @@ func serve(ctx context.Context, path string, cfg *configs.Config, logger *slog.L
 	}
 	opts := proc.options(logger)
 	opts.AccessLog = access
+	opts.Playground = playgroundOptions(cfg, path)
 	srv, err := server.New(b.rt, opts)
 	if err != nil {
 		return err

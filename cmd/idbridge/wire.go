@@ -130,6 +130,11 @@ func toSpec(m *configs.Mapping) mapping.Spec {
 // errors.
 func compileMapping(file, path string, m *configs.Mapping) (*mapping.Rules, configs.Errors) {
 	rules, errs := mapping.Compile(toSpec(m))
+	return rules, positioned(file, path, m, errs, false)
+}
+
+// positioned places the mapping package's errors at their candidate's line.
+func positioned(file, path string, m *configs.Mapping, errs []*mapping.CompileError, warning bool) configs.Errors {
 	var out configs.Errors
 	for _, e := range errs {
 		line, p := m.Line, path
@@ -140,9 +145,15 @@ func compileMapping(file, path string, m *configs.Mapping) (*mapping.Rules, conf
 		if e.Field != "" {
 			p += "." + e.Field
 		}
-		out = append(out, &configs.Error{File: file, Line: line, Path: p, Msg: e.Msg})
+		out = append(out, &configs.Error{File: file, Line: line, Path: p, Msg: e.Msg, Warning: warning})
 	}
-	return rules, out
+	return out
+}
+
+// lintMapping returns the mapping's warnings (claim URIs with bare dots, an unverified
+// email claim), positioned like compileMapping's errors.
+func lintMapping(file, path string, m *configs.Mapping) configs.Errors {
+	return positioned(file, path, m, mapping.Lint(toSpec(m)), true)
 }
 
 // built is a runtime plus what `check` and the CLI need to know about it.
@@ -165,6 +176,12 @@ func buildRuntime(cfg *configs.Config, logger *slog.Logger, proc *process, valid
 		errs = append(errs, &configs.Error{File: cfg.File, Line: 1, Path: "outbound", Msg: err.Error()})
 	}
 	deps := providers.Deps{HTTPClient: httpClient, Logger: logger, Now: time.Now, File: cfg.File, ValidateOnly: validateOnly}
+	if cfg.Cache.Backend == "redis" {
+		// The cache package reads its TLS files; check reports what it would refuse.
+		if _, err := cache.RedisTLS(cfg.Cache.Redis); err != nil {
+			errs = append(errs, &configs.Error{File: cfg.File, Line: 1, Path: "cache.redis", Msg: err.Error()})
+		}
+	}
 
 	var closers []func() error
 	if httpClient != nil {

@@ -1,14 +1,10 @@
 package test
 
 import (
-	"bufio"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,65 +13,27 @@ import (
 	"github.com/idbridge/idbridge/test/browsertest"
 )
 
-// startDemo runs `idbridge demo` (serving until stopped) on free ports and returns the
-// company page's URL, as printed.
-func startDemo(t *testing.T) string {
+// demoPage starts `idbridge demo` and returns the company page's URL, as printed.
+func demoPage(t *testing.T) string {
 	t.Helper()
-	args := []string{"demo"}
-	for _, f := range []string{"issuer-listen", "listen", "admin-listen", "sandbox-listen", "app-listen", "embed-listen"} {
-		args = append(args, "--"+f, "127.0.0.1:0")
-	}
-	cmd := exec.Command(binary, args...)
-	out := &syncBuffer{}
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait(); pw.Close() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-		}
-	})
-	serving := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			out.Write([]byte(sc.Text() + "\n"))
-			if sc.Text() == "Serving until Ctrl-C." {
-				close(serving)
-			}
-		}
-	}()
-	select {
-	case <-serving:
-	case err := <-done:
-		t.Fatalf("idbridge demo exited: %v\n%s", err, out.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("idbridge demo did not start serving\n%s", out.String())
-	}
-	m := regexp.MustCompile(`In the browser: open (http://localhost:\d+/) and sign in as alice`).FindStringSubmatch(out.String())
+	out := startDemo(t)
+	m := regexp.MustCompile(`In the browser: open (http://localhost:\d+/) and sign in as alice`).FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("the demo does not print the company page's URL:\n%s", out.String())
+		t.Fatalf("the demo does not print the company page's URL:\n%s", out)
 	}
-	if !strings.Contains(out.String(), "company page     "+m[1]) {
-		t.Errorf("the demo's listing lacks the company page:\n%s", out.String())
+	if !strings.Contains(out, "company page     "+m[1]) {
+		t.Errorf("the demo's listing lacks the company page:\n%s", out)
 	}
 	return m[1]
 }
 
 // TestBrowserDemo tries the demo as a new user would: open the printed URL, sign in as
-// alice and see Spotnana signed in as alice; then bob and the expired token show the
-// failures as the page reports them. IDBRIDGE_SCREENSHOT=FILE keeps the screenshot of
+// alice and see Spotnana signed in as alice; then carol (unknown to Spotnana) and the
+// expired token show the failures as the page reports them, and bob signs in. IDBRIDGE_SCREENSHOT=FILE keeps the screenshot of
 // alice signed in (the README's).
 func TestBrowserDemo(t *testing.T) {
 	b := browsertest.Start(t)
-	pageURL := startDemo(t)
+	pageURL := demoPage(t)
 	tab := b.NewTab(t)
 	if err := chromedp.Do(tab.Ctx, chromedp.Navigate(pageURL)); err != nil {
 		t.Fatal(err)
@@ -100,18 +58,18 @@ func TestBrowserDemo(t *testing.T) {
 	}
 
 	for _, c := range []struct{ user, code, says string }{
-		{"bob", "no_profile", "Spotnana has no profile for this user"},
+		{"carol", "no_profile", "Spotnana has no profile for this user"},
 		{"expired", "unauthenticated", "sign in again"},
-		{"alice", "", "Signed in to the company as alice@example.com"},
+		{"bob", "", "Signed in to the company as bob@example.com"},
 	} {
 		click(c.user)
 		tab.Eventually(t, `document.getElementById("status").dataset.code === "`+c.code+`" && document.getElementById("status").textContent.includes("`+c.says+`")`, 20*time.Second)
 	}
 	frame = tab.Frame(t, "http://127.0.0.1:", 20*time.Second)
-	frame.Eventually(t, `document.getElementById("title").textContent === "Signed in as alice@example.com"`, 20*time.Second)
+	frame.Eventually(t, `document.getElementById("title").textContent === "Signed in as bob@example.com"`, 20*time.Second)
 
 	// The page's CSP (import map by hash, script by SRI, frames from the iframe's origin
-	// only) let everything the demo needs through. (bob's 502 and the expired token's
+	// only) let everything the demo needs through. (carol's 502 and the expired token's
 	// 401 are logged by the browser as failed loads: those are the cases shown.)
 	for _, line := range tab.Console() {
 		if strings.Contains(line, "Content Security Policy") || strings.Contains(line, "integrity") ||

@@ -415,7 +415,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	fmt.Fprintf(stdout, "   curl -s %s\n", q(adminURL+"/readyz"))
 
 	fmt.Fprintf(stdout, "\nIn the browser: open %s and sign in as alice: Spotnana's iframe (the sandbox's)\n", pageURL)
-	fmt.Fprintln(stdout, "   shows her signed in. bob has no Spotnana profile (onError no_profile); the expired")
+	fmt.Fprintln(stdout, "   shows her signed in. carol has no Spotnana profile (onError no_profile); the expired")
 	fmt.Fprintln(stdout, "   token is refused by the bridge (onError unauthenticated).")
 
 	if o.once {

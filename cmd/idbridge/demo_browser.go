@@ -22,14 +22,16 @@ func appOrigin(ln net.Listener) string {
 	return fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
 }
 
-// demoMint mints the demo users' tokens: alice, bob (a user Spotnana does not know),
-// and alice's token of an hour ago (expired).
+// demoMint mints the demo users' tokens: alice and bob (both with Spotnana profiles),
+// carol (a user Spotnana does not know), and alice's token of an hour ago (expired).
 func demoMint(issuer *jwttest.Issuer) func(user string) (string, error) {
 	return func(user string) (string, error) {
 		claims := map[string]any{"sub": "alice", "aud": "idbridge", "email": demoUser, "email_verified": true, "scope": "openid email"}
 		switch user {
 		case "bob":
-			claims["sub"], claims["email"] = "bob", "bob@example.com"
+			claims["sub"], claims["email"] = "bob", demoUser2
+		case "carol":
+			claims["sub"], claims["email"] = "carol", "carol@example.com"
 		case "expired":
 			now := time.Now()
 			claims["iat"], claims["exp"] = now.Add(-2*time.Hour).Unix(), now.Add(-time.Hour).Unix()

@@ -1,5 +1,6 @@
 // Package demoapp is the "company app" page of `idbridge demo`: a user signs in (as
-// alice, bob, or with an expired token, minted by the demo issuer), and the page mounts
+// alice or bob, who have Spotnana profiles, carol, who has none, or with an expired
+// token, all minted by the demo issuer), and the page mounts
 // Spotnana's iframe (the sandbox's) with idbridge's embed script, showing the whole
 // browser half of the integration and its failures.
 //
@@ -26,7 +27,8 @@ import (
 // Users the page offers: the key is what the page posts, the value its button's label.
 var Users = []struct{ ID, Label, Note string }{
 	{"alice", "alice@example.com", "has a Spotnana profile"},
-	{"bob", "bob@example.com", "unknown to Spotnana"},
+	{"bob", "bob@example.com", "has a Spotnana profile"},
+	{"carol", "carol@example.com", "unknown to Spotnana"},
 	{"expired", "an expired token", "alice's, one hour old"},
 }
 

@@ -381,7 +381,7 @@ func TestReferences(t *testing.T) {
 			if !strings.Contains(src, "providers:") {
 				src += base
 			}
-			c, errs := parse("/etc/idb/c.yaml", []byte(src), env(flatten(tt.env)...), read)
+			c, errs := parse("/etc/idb/c.yaml", []byte(src), env(flatten(tt.env)...), read, false)
 			for i := range tt.want {
 				tt.want[i] = "/etc/idb/" + tt.want[i]
 			}
@@ -456,7 +456,7 @@ func TestSecretsNeverShown(t *testing.T) {
 			if !strings.Contains(src, "providers:") {
 				src += base
 			}
-			c, errs := parse("c.yaml", []byte(src), env("S", secret), read)
+			c, errs := parse("c.yaml", []byte(src), env("S", secret), read, false)
 			text := errs.Error()
 			if c != nil {
 				for _, p := range c.Providers {
@@ -734,7 +734,7 @@ func TestExamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, errs := parse(f, data, lookup, read)
+			c, errs := parse(f, data, lookup, read, false)
 			if errs.Err() != nil {
 				t.Fatal(errs)
 			}
@@ -787,7 +787,7 @@ func FuzzParse(f *testing.F) {
 	}
 	read := func(string) ([]byte, error) { return []byte("v\n"), nil }
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, errs := parse("f.yaml", data, env("X", "1"), read)
+		c, errs := parse("f.yaml", data, env("X", "1"), read, false)
 		for _, e := range errs {
 			_ = e.Error()
 		}

@@ -86,3 +86,18 @@ func sortErrors(es Errors) {
 		return cmp.Compare(a.Line, b.Line)
 	})
 }
+
+// Excused reports an error that only follows from a key LoadOffline could not resolve:
+// one at that key or below it, which a check away from the real environment must not
+// count against the file.
+func (c *Config) Excused(e *Error) bool {
+	if e.Warning {
+		return false
+	}
+	for _, u := range c.Unresolved {
+		if e.Path == u || strings.HasPrefix(e.Path, u+".") || strings.HasPrefix(e.Path, u+"[") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"maps"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -36,10 +37,24 @@ func Load(path string) (*Config, Errors) {
 // YAML itself could be read, even with errors, so that a checker can go on to decode the
 // provider sections and report their errors together with these.
 func Parse(file string, data []byte, lookupEnv func(string) (string, bool)) (*Config, Errors) {
-	return parse(file, data, lookupEnv, os.ReadFile)
+	return parse(file, data, lookupEnv, os.ReadFile, false)
 }
 
-func parse(file string, data []byte, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) (*Config, Errors) {
+// LoadOffline is Load for validating a file away from where it runs (`idbridge check`
+// without --strict, `idbridge map`): an ${env:} or ${file:} reference that cannot be
+// resolved here, and a file the configuration names (ca_file, cert_file, keys_dir, …)
+// that is absent here, are warnings that name it instead of errors. Their keys are
+// listed in Config.Unresolved, and errors that only follow from them are excused
+// (Config.Excused). Syntax errors in references stay errors.
+func LoadOffline(path string) (*Config, Errors) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the configuration: %v", unwrapPathError(err))}}
+	}
+	return parse(path, data, os.LookupEnv, os.ReadFile, true)
+}
+
+func parse(file string, data []byte, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error), offline bool) (*Config, Errors) {
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
@@ -55,13 +70,19 @@ func parse(file string, data []byte, lookupEnv func(string) (string, bool), read
 		return nil, Errors{{File: file, Line: top.Line, Msg: "the configuration must be a mapping of keys (server:, providers:, mapping:, …)"}}
 	}
 
-	res := &resolver{file: file, dir: filepath.Dir(file), lookupEnv: lookupEnv, readFile: readFile}
+	res := &resolver{file: file, dir: filepath.Dir(file), lookupEnv: lookupEnv, readFile: readFile, offline: offline}
 	res.walk("", "", top, 0)
+	if offline {
+		res.absentFiles("", "", top, 0)
+	}
 
 	lines := map[string]int{"": top.Line}
 	d := newDecoder(file, lines)
 	d.refs = res.refs
 	cfg := &Config{File: file}
+	if offline {
+		cfg.Unresolved = slices.Sorted(maps.Keys(res.failed))
+	}
 
 	// Everything but providers: decodes into Config; providers: is built by hand, since
 	// each section keeps its own keys as a node.

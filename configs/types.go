@@ -11,6 +11,9 @@ import (
 type Config struct {
 	// File is the path the config was loaded from (not a YAML key).
 	File string `yaml:"-"`
+	// Unresolved lists the key paths whose reference or file could not be resolved
+	// (LoadOffline only), e.g. "spotnana.client_secret", "directories.corp.ca_file".
+	Unresolved []string `yaml:"-"`
 
 	Server      Server                `yaml:"server"`
 	Log         Log                   `yaml:"log"`

@@ -2,9 +2,12 @@ package test
 
 import (
 	"bufio"
+	"encoding/base64"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -100,5 +103,92 @@ func TestDemoMint(t *testing.T) {
 		if r.Status != want.status || !strings.Contains(r.Body+r.Header.Get("WWW-Authenticate"), want.body) {
 			t.Errorf("token %d (%s): %d %s %s; want %d %s", i, mint[i][3], r.Status, r.Header.Get("WWW-Authenticate"), r.Body, want.status, want.body)
 		}
+	}
+}
+
+// runCLIClean is runCLI with exactly env as the environment (nil: an empty one).
+func runCLIClean(t *testing.T, env []string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append([]string{}, env...)
+	cmd.Dir = ".."
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// TestExamplesCheckWithoutSecrets: every shipped example passes `check` with an empty
+// environment, as on a fresh clone; what cannot be resolved here is a warning naming
+// it, and `check --strict` makes it an error.
+func TestExamplesCheckWithoutSecrets(t *testing.T) {
+	examples, err := filepath.Glob("../configs/examples/*.yaml")
+	if err != nil || len(examples) == 0 {
+		t.Fatalf("no examples: %v", err)
+	}
+	for _, ex := range examples {
+		rel := strings.TrimPrefix(ex, "../")
+		t.Run(filepath.Base(ex), func(t *testing.T) {
+			code, out, errOut := runCLIClean(t, nil, "", "check", "--config", rel)
+			if code != 0 || !strings.Contains(out, rel+": ok") {
+				t.Fatalf("check %s with an empty environment: exit %d\n%s%s", rel, code, out, errOut)
+			}
+			data, _ := os.ReadFile(ex)
+			if !strings.Contains(string(data), "${env:") && !strings.Contains(string(data), "${file:") {
+				return
+			}
+			if !strings.Contains(errOut, "warning: ") || !strings.Contains(errOut, "check --strict and serve require it") {
+				t.Errorf("no warning names the unresolved references:\n%s", errOut)
+			}
+			code, _, errOut = runCLIClean(t, nil, "", "check", "--strict", "--config", rel)
+			if code != 2 || !regexp.MustCompile(`(environment variable \w+ is not set|cannot read \$\{file:)`).MatchString(errOut) {
+				t.Errorf("check --strict %s: exit %d, want 2 naming the reference\n%s", rel, code, errOut)
+			}
+		})
+	}
+}
+
+// TestMapNeedsOnlyTheMapping: `map` runs with no environment (no Spotnana credentials,
+// no Redis password), takes a JWT (decoded, marked UNVERIFIED, never printed), and
+// --suggest lists the email-like values with their paths, rules and traps.
+func TestMapNeedsOnlyTheMapping(t *testing.T) {
+	code, out, errOut := runCLIClean(t, nil, `{"upn":" Alice@Example.com ","email":"x@evil.example"}`,
+		"map", "--config", "configs/examples/entra-id.yaml", "--input", "-")
+	if code != 0 || !strings.Contains(out, "email: alice@example.com") {
+		t.Fatalf("the README's map example: exit %d\n%s%s", code, out, errOut)
+	}
+	seg := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	tok := seg(`{"alg":"RS256","kid":"k1"}`) + "." + seg(`{"sub":"bob","email":"bob@example.com","email_verified":false,"upn":"bob_x.com#EXT#@t.onmicrosoft.com","directory":{"mail":["Bob@Example.com"]}}`) + ".c2lnbmF0dXJl"
+	code, out, errOut = runCLIClean(t, nil, tok+"\n", "map", "--suggest", "--input", "-")
+	if code != 0 {
+		t.Fatalf("map --suggest: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"UNVERIFIED",
+		"directory.mail = \"Bob@Example.com\"\n    - path: directory.mail\n      transforms: [lower]\n",
+		"TRAP: unverified: email_verified is false",
+		"TRAP: an Entra ID guest UPN (#EXT#)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("map --suggest lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out+errOut, "c2lnbmF0dXJl") || strings.Contains(out+errOut, tok[:30]) {
+		t.Errorf("map printed the token")
+	}
+	code, out, errOut = runCLIClean(t, nil, tok, "map", "--config", "configs/examples/okta.yaml", "--input", "-")
+	if code != 1 || !strings.Contains(out, "UNVERIFIED") || !strings.Contains(out, "when email_verified equals true: false") {
+		t.Errorf("map on a JWT with okta.yaml: exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = runCLIClean(t, nil, "not a document", "map", "--config", "configs/examples/okta.yaml", "--input", "-")
+	if code != 2 || !strings.Contains(errOut, "not a JSON document nor a JWT") {
+		t.Errorf("garbage input: exit %d %s", code, errOut)
 	}
 }

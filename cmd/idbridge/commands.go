@@ -9,26 +9,35 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/mapping"
 	"github.com/idbridge/idbridge/providers"
 	"github.com/idbridge/idbridge/server"
 )
 
 // loadConfig loads and fully validates a config file, providers included. It prints
-// every error to stderr as FILE:LINE: key.path: message.
-func loadConfig(path string, stderr io.Writer) (*configs.Config, bool) {
+// every error to stderr as FILE:LINE: key.path: message. Unless strict, references and
+// files that cannot be resolved here are warnings (configs.LoadOffline), so that a file
+// is checked without its secrets.
+func loadConfig(path string, stderr io.Writer, strict bool) (*configs.Config, bool) {
 	if path == "" {
 		fmt.Fprintln(stderr, "idbridge: --config FILE is required (or set IDBRIDGE_CONFIG)")
 		return nil, false
 	}
-	cfg, errs := configs.Load(path)
+	load := configs.Load
+	if !strict {
+		load = configs.LoadOffline
+	}
+	cfg, errs := load(path)
 	if cfg != nil {
 		_, perrs := buildRuntime(cfg, slog.New(slog.DiscardHandler), nil, true)
 		errs = append(errs, perrs...)
+		errs = slices.DeleteFunc(errs, cfg.Excused)
 	}
 	// In file order, as an editor would walk them.
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].File == errs[j].File && errs[i].Line < errs[j].Line })
@@ -53,10 +62,11 @@ func loadConfig(path string, stderr io.Writer) (*configs.Config, bool) {
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check", stderr)
 	path := configFlag(fs)
+	strict := fs.Bool("strict", false, "treat references and files that cannot be resolved here as errors, as serve does")
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
-	if _, ok := loadConfig(*path, stderr); !ok {
+	if _, ok := loadConfig(*path, stderr, *strict); !ok {
 		return exitUsage
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
@@ -69,7 +79,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
-	cfg, ok := loadConfig(*path, stderr)
+	cfg, ok := loadConfig(*path, stderr, true)
 	if !ok {
 		return exitUsage
 	}
@@ -187,7 +197,8 @@ func cmdMap(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("map", stderr)
 	path := configFlag(fs)
 	provider := fs.String("provider", "", "apply this provider's mapping override (default: the top-level mapping)")
-	input := fs.String("input", "", "identity document `FILE` (JSON), or - for standard input")
+	input := fs.String("input", "", "identity document `FILE` (JSON) or a token (JWT, decoded unverified), or - for standard input")
+	suggest := fs.Bool("suggest", false, "list every value that looks like an email, with its gjson path, a rule to paste and the known traps (--config optional)")
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
@@ -195,42 +206,30 @@ func cmdMap(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "idbridge map: --input FILE|- is required")
 		return exitUsage
 	}
-	cfg, ok := loadConfig(*path, stderr)
-	if !ok {
-		return exitUsage
-	}
-	doc, err := readInput(*input, os.Stdin)
+	raw, err := readInput(*input, os.Stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "idbridge map: %v\n", err)
 		return exitUsage
 	}
-	if !json.Valid(doc) {
-		fmt.Fprintln(stderr, "idbridge map: the input is not valid JSON")
+	in, err := mapping.ParseInput(raw)
+	if err != nil {
+		fmt.Fprintf(stderr, "idbridge map: the input: %v\n", err)
 		return exitUsage
 	}
-	m := &cfg.Mapping
-	where := "mapping"
-	if *provider != "" {
-		var sec *configs.ProviderSection
-		for _, s := range cfg.Providers {
-			if s.Name == *provider {
-				sec = s
-			}
-		}
-		if sec == nil {
-			fmt.Fprintf(stderr, "idbridge map: no provider named %q\n", *provider)
-			return exitUsage
-		}
-		if sec.Mapping != nil {
-			m, where = sec.Mapping, sec.Path+".mapping"
+	if in.FromJWT {
+		fmt.Fprintf(stdout, "input: a JWT's payload, decoded WITHOUT verifying its signature (UNVERIFIED); header %s\n", in.Header)
+	}
+	if *suggest {
+		printSuggestions(stdout, in.Document)
+		if *path == "" {
+			return exitOK
 		}
 	}
-	rules, errs := compileMapping(cfg.File, where, m)
-	if len(errs) > 0 {
-		fmt.Fprintln(stderr, errs.Error())
+	rules, where, ok := mapRules(*path, *provider, stderr)
+	if !ok {
 		return exitUsage
 	}
-	email, trace, err := rules.Trace(doc)
+	email, trace, err := rules.Trace(in.Document)
 	fmt.Fprintf(stdout, "rules: %s\n%s", where, trace.String())
 	if err != nil {
 		fmt.Fprintf(stdout, "result: no email (%v)\n", err)
@@ -238,6 +237,67 @@ func cmdMap(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "email: %s\n", email)
 	return exitOK
+}
+
+// mapRules compiles the mapping that applies (the top level, or provider's override)
+// from path, which needs no secret and no network: only the mapping's own errors count.
+func mapRules(path, provider string, stderr io.Writer) (*mapping.Rules, string, bool) {
+	if path == "" {
+		fmt.Fprintln(stderr, "idbridge map: --config FILE is required (or set IDBRIDGE_CONFIG)")
+		return nil, "", false
+	}
+	cfg, errs := configs.LoadOffline(path)
+	if cfg == nil {
+		fmt.Fprintln(stderr, errs.Error())
+		return nil, "", false
+	}
+	m, where := &cfg.Mapping, "mapping"
+	if provider != "" {
+		var sec *configs.ProviderSection
+		for _, s := range cfg.Providers {
+			if s.Name == provider {
+				sec = s
+			}
+		}
+		if sec == nil {
+			fmt.Fprintf(stderr, "idbridge map: no provider named %q\n", provider)
+			return nil, "", false
+		}
+		if sec.Mapping != nil {
+			m, where = sec.Mapping, sec.Path+".mapping"
+		}
+	}
+	for _, e := range errs.Fatal() {
+		if e.Path == where || strings.HasPrefix(e.Path, where+".") {
+			fmt.Fprintln(stderr, e.Error())
+		}
+	}
+	rules, cerrs := compileMapping(cfg.File, where, m)
+	if len(cerrs) > 0 {
+		fmt.Fprintln(stderr, cerrs.Error())
+		return nil, "", false
+	}
+	return rules, where, true
+}
+
+// printSuggestions lists the email-like values of doc, safe ones first.
+func printSuggestions(w io.Writer, doc []byte) {
+	sugg := mapping.Suggest(doc)
+	if len(sugg) == 0 {
+		fmt.Fprintln(w, "no value looks like an email")
+		return
+	}
+	fmt.Fprintln(w, "values that look like an email (a rule to paste under mapping.email, then the traps):")
+	for _, s := range sugg {
+		fmt.Fprintf(w, "\n  %s = %q\n", s.Path, s.Value)
+		for _, l := range strings.Split(s.Rule, "\n") {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+		for _, t := range s.Traps {
+			fmt.Fprintf(w, "    TRAP: %s\n", t)
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 // tokenCommand is what resolve and exchange share: flags, the validated config, the token
@@ -260,7 +320,7 @@ func loadTokenCommand(name, tokenFlag, tokenHelp string, args []string, stderr i
 		fmt.Fprintf(stderr, "idbridge %s: --%s FILE|- is required\n", name, tokenFlag)
 		return tokenCommand{code: exitUsage}
 	}
-	cfg, ok := loadConfig(*path, stderr)
+	cfg, ok := loadConfig(*path, stderr, true)
 	if !ok {
 		return tokenCommand{code: exitUsage}
 	}

@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/idbridge/idbridge/providers/ldap/ldaptest"
 )
 
 // startDemo runs `idbridge demo` (serving) on free ports and returns its output up to
@@ -190,5 +193,104 @@ func TestMapNeedsOnlyTheMapping(t *testing.T) {
 	code, _, errOut = runCLIClean(t, nil, "not a document", "map", "--config", "configs/examples/okta.yaml", "--input", "-")
 	if code != 2 || !strings.Contains(errOut, "not a JSON document nor a JWT") {
 		t.Errorf("garbage input: exit %d %s", code, errOut)
+	}
+}
+
+// TestDirectoryTest: `idbridge directory test` against a real slapd binds (StartTLS,
+// with the TLS version and the server certificate), prints the filter built from sample
+// claims with every value escaped, the entry and the mapping trace; a token file fills
+// {{token_sha256}}; a wrong password and a wrong base_dn get plain words.
+func TestDirectoryTest(t *testing.T) {
+	srv := startSlapd(t)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("bind.secret", ldaptest.BindPassword+"\n")
+	config := func(baseDN string) string {
+		return write("idbridge.yaml", fmt.Sprintf(`
+directories:
+  corp:
+    url: %s
+    start_tls: true
+    ca_file: %s
+    bind_dn: %s
+    bind_password: ${file:bind.secret}
+    base_dn: %s
+providers:
+  - name: corp-jwt
+    type: jwt
+    issuer: https://idp.example.com
+    audiences: [idbridge]
+    lookup:
+      directory: corp
+      filter: "(&(objectClass=person)(uid={{sub}}))"
+      attributes: [mail, uid, objectGUID, userPassword]
+  - name: api-tokens
+    type: ldap
+    directory: corp
+    filter: "(apiTokenHash={{token_sha256}})"
+    attributes: [mail, uid]
+mapping:
+  email:
+    - path: directory.mail
+    - path: mail
+spotnana:
+  token_url: https://spotnana.example.com/token
+  client_id: ${env:SPOTNANA_CLIENT_ID}
+  client_secret: ${env:SPOTNANA_CLIENT_SECRET}
+`, srv.URL(), srv.CAFile(), ldaptest.BindDN, baseDN))
+	}
+	cfg := config(ldaptest.PeopleDN)
+	claims := write("claims.json", `{"sub":"al*","iss":"https://idp.example.com"}`)
+
+	// No Spotnana credentials in the environment: the test needs only the directory's.
+	code, out, errOut := runCLIClean(t, nil, "", "directory", "test", "--config", cfg, "--claims", claims)
+	if code != 0 {
+		t.Fatalf("directory test: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"directory corp (filter from providers[0].lookup)",
+		"tls:         StartTLS, TLS 1.",
+		"certificate: subject ",
+		"bind:        ok as " + ldaptest.BindDN,
+		`filter:      (&(objectClass=person)(uid=al\2a))`,
+		"entry:       cn=Weird Star,ou=people,dc=example,dc=com",
+		`"star@example.com"`,
+		"candidate 0: path directory.mail",
+		"email: star@example.com",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(strings.ToLower(out), "userpassword") || strings.Contains(out, ldaptest.BindPassword) {
+		t.Errorf("a password in the output:\n%s", out)
+	}
+	t.Logf("directory test output:\n%s", out)
+
+	tok := write("api.token", "alice-api-token\n")
+	code, out, errOut = runCLIClean(t, nil, "", "directory", "test", "--config", cfg, "--provider", "api-tokens", "--token", tok)
+	if code != 0 || !strings.Contains(out, "(apiTokenHash=") || !strings.Contains(out, "email: alice@example.com") || strings.Contains(out, "alice-api-token") {
+		t.Errorf("directory test --token: exit %d\n%s%s", code, out, errOut)
+	}
+
+	write("bind.secret", "wrong\n")
+	code, out, _ = runCLIClean(t, nil, "", "directory", "test", "--config", cfg, "--claims", claims)
+	if code != 1 || !strings.Contains(out, "FAILED at bind") || !strings.Contains(out, "-> invalid credentials: check bind_dn and bind_password") {
+		t.Errorf("wrong password: exit %d\n%s", code, out)
+	}
+	write("bind.secret", ldaptest.BindPassword+"\n")
+	code, out, _ = runCLIClean(t, nil, "", "directory", "test", "--config", config("ou=nobody,dc=example,dc=com"), "--claims", claims)
+	if code != 1 || !strings.Contains(out, "base_dn does not exist on this server") {
+		t.Errorf("wrong base_dn: exit %d\n%s", code, out)
+	}
+	code, _, errOut = runCLIClean(t, nil, "", "directory", "test", "--config", cfg)
+	if code != 2 || !strings.Contains(errOut, "--claims FILE and --token FILE") {
+		t.Errorf("no claims: exit %d %s", code, errOut)
 	}
 }

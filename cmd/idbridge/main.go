@@ -41,6 +41,7 @@ func commands() []command {
 		{"resolve", "resolve --config FILE --token FILE|-: run the whole chain for one token", cmdResolve},
 		{"exchange", "exchange --config FILE --subject-token FILE|-: perform one token exchange, print Spotnana's JSON", cmdExchange},
 		{"demo", "demo [--once]: a demo issuer, the bridge and the Spotnana sandbox on loopback; one full exchange, step by step", cmdDemo},
+		{"directory", "directory test --config FILE [--directory NAME] --claims FILE|--token FILE: bind, build the filter, search, map", cmdDirectory},
 		{"keys", "keys generate --dir DIR: create a new RS256 signing key for assertion mode", cmdKeys},
 		{"sandbox", "sandbox [flags]: a local Spotnana token endpoint for development (see sandbox --help)", cmdSandbox},
 		{"version", "version: print the version", cmdVersion},

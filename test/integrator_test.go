@@ -294,3 +294,70 @@ spotnana:
 		t.Errorf("no claims: exit %d %s", code, errOut)
 	}
 }
+
+// TestInit: every kind's starter config passes `check` with an empty environment; with
+// --issuer pointing at the demo's issuer, the okta config reads its discovery document,
+// passes check --strict once its two secrets exist, and serves the demo's tokens.
+func TestInit(t *testing.T) {
+	dir := t.TempDir()
+	for _, kind := range []string{"okta", "entra", "adfs", "google", "auth0", "keycloak", "oidc", "ldap", "ad"} {
+		out := filepath.Join(dir, kind+".yaml")
+		code, stdout, errOut := runCLIClean(t, nil, "", "init", "--idp", kind, "--out", out)
+		if code != 0 || !strings.Contains(stdout, "next: idbridge check --config "+out) {
+			t.Fatalf("init --idp %s: exit %d\n%s%s", kind, code, stdout, errOut)
+		}
+		if code, stdout, errOut := runCLIClean(t, nil, "", "check", "--config", out); code != 0 {
+			t.Errorf("check of init --idp %s: exit %d\n%s%s", kind, code, stdout, errOut)
+		}
+	}
+	if code, _, errOut := runCLIClean(t, nil, "", "init", "--idp", "okta", "--out", filepath.Join(dir, "okta.yaml")); code != 2 || !strings.Contains(errOut, "exists") {
+		t.Errorf("init over an existing file: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLIClean(t, nil, "", "init", "--idp", "ping"); code != 2 || !strings.Contains(errOut, "okta, entra, adfs") {
+		t.Errorf("unknown kind: exit %d %s", code, errOut)
+	}
+
+	demo := startDemo(t)
+	m := regexp.MustCompile(`demo issuer\s+(http://127\.0\.0\.1:\d+)`).FindStringSubmatch(demo)
+	mint := regexp.MustCompile(`curl -s -X POST '(http://127\.0\.0\.1:\d+/mint)'`).FindStringSubmatch(demo)
+	if m == nil || mint == nil {
+		t.Fatalf("the demo's issuer and mint URL:\n%s", demo)
+	}
+	cfg := filepath.Join(dir, "demo-okta.yaml")
+	code, stdout, errOut := runCLIClean(t, nil, "", "init", "--idp", "okta", "--issuer", m[1], "--out", cfg)
+	if code != 0 || errOut != "" {
+		t.Fatalf("init --issuer: exit %d\n%s%s", code, stdout, errOut)
+	}
+	data, _ := os.ReadFile(cfg)
+	if !strings.Contains(string(data), "Read from the issuer's discovery document: jwks_uri "+m[1]) {
+		t.Errorf("the discovery document was not used:\n%s", data)
+	}
+	// Where it runs: its two secrets exist, and the listeners are free ports.
+	os.MkdirAll(filepath.Join(dir, "secrets"), 0o700)
+	os.WriteFile(filepath.Join(dir, "secrets", "spotnana-client-secret"), []byte("s3cret\n"), 0o600)
+	env := []string{"SPOTNANA_CLIENT_ID=idbridge-test"}
+	if code, stdout, errOut := runCLIClean(t, env, "", "check", "--strict", "--config", cfg); code != 0 {
+		t.Fatalf("check --strict: exit %d\n%s%s", code, stdout, errOut)
+	}
+	data = []byte(strings.NewReplacer("127.0.0.1:8080", "127.0.0.1:0", "127.0.0.1:9090", "127.0.0.1:0").Replace(string(data)))
+	os.WriteFile(cfg, data, 0o600)
+	br := startBridgeFile(t, cfg, env...)
+	resp, err := http.Post(mint[1], "application/json", strings.NewReader(`{"sub":"bob","email":"bob@example.com","email_verified":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	r := do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(strings.TrimSpace(string(tok))))
+	if r.Status != 200 || r.Body != `{"user":{"email":"bob@example.com"}}`+"\n" && r.Body != `{"user":{"email":"bob@example.com"}}` {
+		t.Errorf("user-detail with the demo's token: %d %q", r.Status, r.Body)
+	}
+
+	// An unreachable issuer: the offline template, saying why.
+	out := filepath.Join(dir, "offline.yaml")
+	code, _, errOut = runCLIClean(t, nil, "", "init", "--idp", "keycloak", "--issuer", "http://127.0.0.1:1/realms/x", "--out", out)
+	data, _ = os.ReadFile(out)
+	if code != 0 || !strings.Contains(errOut, "offline template") || !strings.Contains(string(data), "could not be read from here") {
+		t.Errorf("unreachable issuer: exit %d %s\n%s", code, errOut, data)
+	}
+}

@@ -36,6 +36,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "serve --config FILE: run the bridge (IDBRIDGE_CONFIG may give FILE)", cmdServe},
+		{"init", "init --idp KIND [--issuer URL] [--out FILE]: write a starter config (okta, entra, adfs, google, auth0, keycloak, oidc, ldap, ad)", cmdInit},
 		{"check", "check --config FILE: validate a config; print every error, exit 2 on any", cmdCheck},
 		{"map", "map --config FILE [--provider NAME] --input FILE|-: dry-run the mapping on an identity JSON", cmdMap},
 		{"resolve", "resolve --config FILE --token FILE|-: run the whole chain for one token", cmdResolve},

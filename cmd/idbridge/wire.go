@@ -193,7 +193,8 @@ func buildRuntime(cfg *configs.Config, logger *slog.Logger, proc *process, valid
 		dirs, err := ldap.NewDirectories(cfg.Directories, deps)
 		if err != nil {
 			errs = append(errs, asConfigErrors(&configs.ProviderSection{File: cfg.File, Line: 1, Path: "directories"}, err)...)
-		} else {
+		}
+		if dirs != nil {
 			deps.Directories = dirs
 			closers = append(closers, dirs.Close)
 		}

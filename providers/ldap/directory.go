@@ -57,13 +57,17 @@ func NewDirectories(dirs map[string]*configs.Directory, deps providers.Deps) (*D
 			ds.dirs[name] = d
 		}
 	}
+	if deps.ValidateOnly {
+		// `idbridge check` validates without touching the network. An invalid directory
+		// is still known by name, so that its users report only their own faults.
+		if len(errs) > 0 {
+			return ds, errs
+		}
+		return ds, nil
+	}
 	if len(errs) > 0 {
 		_ = ds.Close()
 		return nil, errs
-	}
-	if deps.ValidateOnly {
-		// `idbridge check` validates without touching the network.
-		return ds, nil
 	}
 
 	// The start check runs in parallel so that one unreachable directory does not delay
@@ -599,10 +603,10 @@ func newDirectory(name string, cfg *configs.Directory, file string, log *slog.Lo
 			d.tls.RootCAs = roots
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
 	d.slots = make(chan struct{}, d.size)
+	if len(errs) > 0 {
+		return d, errs
+	}
 	return d, nil
 }
 

@@ -145,6 +145,28 @@ func TestErrors(t *testing.T) {
 		{name: "redis key hex", yaml: "cache:\n  backend: redis\n  encryption_key: " + hexKey + "\n"},
 		{name: "redis addr", yaml: "cache:\n  backend: redis\n  encryption_key: " + hexKey + "\n  redis: {addr: redis}\n",
 			want: []string{`c.yaml:4: cache.redis.addr: invalid address "redis"`}},
+		{name: "redis sentinel", yaml: "cache:\n  backend: redis\n  encryption_key: " + hexKey + "\n  redis:\n    sentinel: {master_name: idb, addrs: [10.0.0.1:26379, 10.0.0.2:26379], password: p}\n    password: q\n    tls: true\n"},
+		{name: "redis cluster", yaml: "cache:\n  backend: redis\n  encryption_key: " + hexKey + "\n  redis:\n    cluster: {addrs: [127.0.0.1:7000]}\n"},
+		{name: "redis topologies exclusive", yaml: "cache:\n  backend: redis\n  encryption_key: " + hexKey + "\n  redis:\n    addr: 127.0.0.1:6379\n    cluster: {addrs: [127.0.0.1:7000]}\n",
+			want: []string{`c.yaml:4: cache.redis: give one topology: addr (standalone), sentinel or cluster; found addr and cluster`}},
+		{name: "redis sentinel shape", yaml: "cache:\n  backend: redis\n  encryption_key: " + hexKey + "\n  redis:\n    sentinel:\n      addrs: [nope]\n",
+			want: []string{
+				`c.yaml:5: cache.redis.sentinel.master_name: required`,
+				`c.yaml:6: cache.redis.sentinel.addrs[0]: invalid address "nope"`,
+			}},
+		{name: "redis cluster shape", yaml: "cache:\n  backend: redis\n  encryption_key: " + hexKey + "\n  redis:\n    cluster: {}\n    db: 2\n    key_prefix: \"{idb}:\"\n",
+			want: []string{
+				`c.yaml:5: cache.redis.cluster.addrs: required: host:port of one or more cluster nodes`,
+				`c.yaml:6: cache.redis.db: must be 0 with cluster`,
+				`c.yaml:7: cache.redis.key_prefix: must not contain { or }`,
+			}},
+		{name: "redis tls keys need tls", yaml: "cache:\n  backend: redis\n  encryption_key: " + hexKey + "\n  redis:\n    ca_file: ca.pem\n    server_name: redis.internal\n    client_cert_file: c.pem\n",
+			want: []string{
+				`c.yaml:5: cache.redis.ca_file: needs tls: true`,
+				`c.yaml:6: cache.redis.server_name: needs tls: true`,
+				`c.yaml:7: cache.redis.client_cert_file: needs tls: true`,
+				`c.yaml:4: cache.redis: client_cert_file and client_key_file go together`,
+			}},
 		{name: "directory", yaml: "directories:\n  corp:\n    url: https://ldap\n    scope: all\n    start_tls: true\n",
 			want: []string{
 				`c.yaml:2: directories.corp.base_dn: required`,
@@ -284,6 +306,11 @@ func TestWarnings(t *testing.T) {
 	if errs.Err() != nil {
 		t.Errorf("Err() = %v with warnings only, want nil", errs.Err())
 	}
+
+	// A sentinel password sent in clear to a remote sentinel is a password in clear too.
+	src = "cache:\n  backend: redis\n  encryption_key: " + hexKey + "\n  redis:\n    sentinel: {master_name: m, addrs: [10.0.0.1:26379], password: p}\n" + base
+	_, errs = Parse("c.yaml", []byte(src), env())
+	sameErrors(t, errs.Warnings(), []string{`c.yaml:4: cache.redis.tls: warning: is off while a password is sent to a non-loopback Redis`})
 }
 
 func TestReferences(t *testing.T) {

@@ -39,7 +39,9 @@ func setDefaults(c *Config) {
 
 	setStr(&c.Cache.Backend, "memory")
 	setInt(&c.Cache.MaxEntries, 100000)
-	setStr(&c.Cache.Redis.Addr, "127.0.0.1:6379")
+	if c.Cache.Redis.Sentinel == nil && c.Cache.Redis.Cluster == nil {
+		setStr(&c.Cache.Redis.Addr, "127.0.0.1:6379")
+	}
 	setStr(&c.Cache.Redis.KeyPrefix, "idbridge:")
 
 	for _, d := range c.Directories {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -38,6 +39,8 @@ type resolver struct {
 	refs map[string]string
 	// offline makes an unresolvable reference a warning (LoadOffline).
 	offline bool
+	// resolved is every reference replaced, with the value it brought in.
+	resolved []resolvedRef
 }
 
 // missing reports a reference that cannot be resolved: an error, or offline a warning.
@@ -49,6 +52,9 @@ func (r *resolver) missing(line int, path, format string, args ...any) {
 	r.errs = append(r.errs, &Error{File: r.file, Line: line, Path: path, Warning: true,
 		Msg: fmt.Sprintf(format, args...) + " here (check --strict and serve require it)"})
 }
+
+// resolvedRef is one reference and the value it was replaced with.
+type resolvedRef struct{ ref, value string }
 
 func (r *resolver) errorf(line int, path, format string, args ...any) {
 	r.errs = append(r.errs, &Error{File: r.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
@@ -148,6 +154,7 @@ func (r *resolver) expand(path string, line int, s string, secret bool) (string,
 				ok = false
 				continue
 			}
+			r.resolved = append(r.resolved, resolvedRef{ref: "${" + ref + "}", value: v})
 			b.WriteString(v)
 		case "file":
 			if !secret {
@@ -171,7 +178,9 @@ func (r *resolver) expand(path string, line int, s string, secret bool) (string,
 				ok = false
 				continue
 			}
-			b.WriteString(strings.TrimRight(string(data), "\r\n"))
+			v := strings.TrimRight(string(data), "\r\n")
+			r.resolved = append(r.resolved, resolvedRef{ref: "${" + ref + "}", value: v})
+			b.WriteString(v)
 		default:
 			shownKind := shortRef(kind)
 			if secret {
@@ -248,4 +257,36 @@ func (r *resolver) absentFiles(path, key string, n *yaml.Node, depth int) {
 			r.failed[path] = true
 		}
 	}
+}
+
+// Redact returns errs with every value that a reference brought into the configuration
+// replaced, in each message, by the reference itself: an error from any part (a regex
+// that does not compile quotes its text, a provider quotes a URL) must never print what
+// an ${env:} or ${file:} held, which may be a secret whatever the key. Longer values are
+// replaced first, so that one value inside another is not half shown. errs is changed in
+// place and returned.
+func (c *Config) Redact(errs Errors) Errors {
+	if c == nil || len(c.resolved) == 0 {
+		return errs
+	}
+	refs := slices.Clone(c.resolved)
+	slices.SortStableFunc(refs, func(a, b resolvedRef) int { return len(b.value) - len(a.value) })
+	var pairs []string
+	for _, r := range refs {
+		if r.value != "" {
+			pairs = append(pairs, r.value, r.ref)
+		}
+	}
+	if len(pairs) == 0 {
+		return errs
+	}
+	rep := strings.NewReplacer(pairs...)
+	for i, e := range errs {
+		if m := rep.Replace(e.Msg); m != e.Msg {
+			cp := *e
+			cp.Msg = m
+			errs[i] = &cp
+		}
+	}
+	return errs
 }

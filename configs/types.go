@@ -27,6 +27,9 @@ type Config struct {
 	Mapping  Mapping   `yaml:"mapping"`
 	Response Response  `yaml:"response"`
 	Spotnana *Spotnana `yaml:"spotnana"` // nil: the exchange route is off
+
+	// resolved is every ${env:}/${file:} reference with its value, for Redact.
+	resolved []resolvedRef
 }
 
 // Server is the `server:` section.
@@ -82,14 +85,35 @@ type Cache struct {
 	EncryptionKey string `yaml:"encryption_key"` // secret; 32 bytes hex or base64; required with redis
 }
 
-// Redis is the `cache.redis:` section.
+// Redis is the `cache.redis:` section. Exactly one topology: addr (one standalone
+// Redis), sentinel (a primary and its replicas watched by Redis Sentinel) or cluster
+// (Redis Cluster, which managed services in cluster mode also are).
 type Redis struct {
-	Addr      string `yaml:"addr"`       // default 127.0.0.1:6379
-	Username  string `yaml:"username"`   // default ""
-	Password  string `yaml:"password"`   // secret; default ""
-	DB        int    `yaml:"db"`         // default 0
-	TLS       bool   `yaml:"tls"`        // default false
-	KeyPrefix string `yaml:"key_prefix"` // default "idbridge:"
+	Addr           string         `yaml:"addr"`             // default 127.0.0.1:6379 when neither sentinel nor cluster is given
+	Sentinel       *RedisSentinel `yaml:"sentinel"`         // default none
+	Cluster        *RedisCluster  `yaml:"cluster"`          // default none
+	Username       string         `yaml:"username"`         // default "": the default user (or a password-only AUTH)
+	Password       string         `yaml:"password"`         // secret; default ""
+	DB             int            `yaml:"db"`               // default 0; must be 0 with cluster
+	TLS            bool           `yaml:"tls"`              // default false
+	CAFile         string         `yaml:"ca_file"`          // default "": system roots; needs tls
+	ServerName     string         `yaml:"server_name"`      // default "": the host of each address; needs tls
+	ClientCertFile string         `yaml:"client_cert_file"` // default "": none; needs tls
+	ClientKeyFile  string         `yaml:"client_key_file"`  // secret; with client_cert_file
+	KeyPrefix      string         `yaml:"key_prefix"`       // default "idbridge:"
+}
+
+// RedisSentinel names a primary watched by Redis Sentinel (`cache.redis.sentinel:`).
+type RedisSentinel struct {
+	MasterName string   `yaml:"master_name"` // required; the name in the sentinels' `sentinel monitor`
+	Addrs      []string `yaml:"addrs"`       // required; host:port of the sentinels
+	Username   string   `yaml:"username"`    // default "": the sentinels' own ACL user
+	Password   string   `yaml:"password"`    // secret; default "": the sentinels' own password
+}
+
+// RedisCluster lists seed nodes of a Redis Cluster (`cache.redis.cluster:`).
+type RedisCluster struct {
+	Addrs []string `yaml:"addrs"` // required; host:port of one or more nodes (a managed service's configuration endpoint)
 }
 
 // Directory is one LDAP connection under `directories:`.

@@ -153,12 +153,74 @@ func (v *validator) cache(c *Cache) {
 	if c.EncryptionKey == "" {
 		v.errf("cache.encryption_key", "required with backend redis: 32 random bytes in hex or base64 (e.g. openssl rand -hex 32)")
 	}
-	v.listen("cache.redis.addr", c.Redis.Addr)
-	if c.Redis.DB < 0 {
-		v.errf("cache.redis.db", "must not be negative")
+	v.redis(&c.Redis)
+}
+
+// redis checks the shape of `cache.redis:`; the cache package reads the TLS files.
+func (v *validator) redis(r *Redis) {
+	const p = "cache.redis"
+	var given []string
+	for name, set := range map[string]bool{"addr": r.Addr != "", "sentinel": r.Sentinel != nil, "cluster": r.Cluster != nil} {
+		if set {
+			given = append(given, name)
+		}
 	}
-	if !c.Redis.TLS && c.Redis.Password != "" && !loopbackHostPort(c.Redis.Addr) {
-		v.warnf("cache.redis.tls", "is off while a password is sent to a non-loopback Redis")
+	slices.Sort(given)
+	if len(given) > 1 {
+		v.errf(p, "give one topology: addr (standalone), sentinel or cluster; found %s", strings.Join(given, " and "))
+	}
+	var addrs []string // every server idbridge connects to, for the TLS warning
+	if r.Addr != "" {
+		v.listen(p+".addr", r.Addr)
+		addrs = append(addrs, r.Addr)
+	}
+	if s := r.Sentinel; s != nil {
+		if s.MasterName == "" {
+			v.errf(p+".sentinel.master_name", "required: the name the sentinels monitor (sentinel monitor <name> …)")
+		}
+		v.redisAddrs(p+".sentinel.addrs", s.Addrs, "the sentinels")
+		addrs = append(addrs, s.Addrs...)
+	}
+	if c := r.Cluster; c != nil {
+		v.redisAddrs(p+".cluster.addrs", c.Addrs, "one or more cluster nodes")
+		if r.DB != 0 {
+			v.errf(p+".db", "must be 0 with cluster (Redis Cluster has only database 0)")
+		}
+		addrs = append(addrs, c.Addrs...)
+	}
+	if r.DB < 0 {
+		v.errf(p+".db", "must not be negative")
+	}
+	if strings.ContainsAny(r.KeyPrefix, "{}") {
+		v.errf(p+".key_prefix", "must not contain { or }: idbridge places its own Redis Cluster hash tags after the prefix")
+	}
+	if !r.TLS {
+		for _, f := range []struct{ key, val string }{{"ca_file", r.CAFile}, {"server_name", r.ServerName}, {"client_cert_file", r.ClientCertFile}, {"client_key_file", r.ClientKeyFile}} {
+			if f.val != "" {
+				v.errf(p+"."+f.key, "needs tls: true")
+			}
+		}
+	}
+	if (r.ClientCertFile == "") != (r.ClientKeyFile == "") {
+		v.errf(p, "client_cert_file and client_key_file go together: give both or neither")
+	}
+	if !r.TLS && (r.Password != "" || (r.Sentinel != nil && r.Sentinel.Password != "")) {
+		for _, a := range addrs {
+			if !loopbackHostPort(a) {
+				v.warnf(p+".tls", "is off while a password is sent to a non-loopback Redis")
+				break
+			}
+		}
+	}
+}
+
+// redisAddrs checks a non-empty list of host:port addresses.
+func (v *validator) redisAddrs(path string, addrs []string, what string) {
+	if len(addrs) == 0 {
+		v.errf(path, "required: host:port of %s", what)
+	}
+	for i, a := range addrs {
+		v.listen(fmt.Sprintf("%s[%d]", path, i), a)
 	}
 }
 

@@ -267,7 +267,7 @@ func mapRules(path, provider string, stderr io.Writer) (*mapping.Rules, string, 
 			m, where = sec.Mapping, sec.Path+".mapping"
 		}
 	}
-	for _, e := range errs.Fatal() {
+	for _, e := range cfg.Redact(errs.Fatal()) {
 		if e.Path == where || strings.HasPrefix(e.Path, where+".") {
 			fmt.Fprintln(stderr, e.Error())
 		}

@@ -59,7 +59,7 @@ func cmdDirectory(args []string, stdout, stderr io.Writer) int {
 	prefix := "directories." + *dir
 	// A warning here is a reference or file absent here: the test needs it.
 	bad := false
-	for _, e := range errs {
+	for _, e := range cfg.Redact(errs) {
 		if e.Path == prefix || strings.HasPrefix(e.Path, prefix+".") {
 			fmt.Fprintln(stderr, e.Error())
 			bad = true

@@ -235,7 +235,33 @@ func (m *metrics) watchRedis(r *cache.Redis) {
 			Name: "idbridge_cache_redis_errors_total",
 			Help: "Redis calls that failed (each one a miss or a lost write).",
 		}, func() float64 { return float64(r.Stats().Errors) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "idbridge_cache_redis_fallback_total",
+			Help: "Cache calls served by the memory fallback while Redis was unreachable.",
+		}, func() float64 { return float64(r.Stats().Fallback) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "idbridge_cache_redis_primary_changes_total",
+			Help: "Times the set of Redis primaries changed (a Sentinel failover, a Cluster resharding or failover).",
+		}, func() float64 { return float64(r.Stats().PrimaryMoves) }),
+		redisPrimaries{r},
 	)
+}
+
+// redisPrimaries exports idbridge_cache_redis_primary{topology, addr} = 1 for each
+// primary last seen, so that a dashboard shows which server serves now.
+type redisPrimaries struct{ r *cache.Redis }
+
+var redisPrimaryDesc = prometheus.NewDesc("idbridge_cache_redis_primary",
+	"1 for each Redis primary this replica last saw (standalone: the address; sentinel: the sentinels' answer; cluster: every slot owner).",
+	[]string{"topology", "addr"}, nil)
+
+func (c redisPrimaries) Describe(ch chan<- *prometheus.Desc) { ch <- redisPrimaryDesc }
+
+func (c redisPrimaries) Collect(ch chan<- prometheus.Metric) {
+	st := c.r.Stats()
+	for _, a := range st.Primaries {
+		ch <- prometheus.MustNewConstMetric(redisPrimaryDesc, prometheus.GaugeValue, 1, st.Topology, a)
+	}
 }
 
 // jwksCollector turns the jwt providers' key-load counters into one monotonic counter

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"reflect"
 	"time"
 
 	"github.com/idbridge/idbridge/cache"
@@ -69,7 +70,7 @@ func (p *process) reloaded(logger *slog.Logger, cfg *configs.Config, old *server
 	if !ok || cfg == nil {
 		return
 	}
-	if cfg.Cache != p.cfg {
+	if !reflect.DeepEqual(cfg.Cache, p.cfg) {
 		logger.Warn("cache section changed; it applies after a restart, the running cache keeps serving")
 	}
 	if old != nil && old.Config != nil {
@@ -103,8 +104,9 @@ func (p *process) health(cfg *configs.Config, dirs providers.Directories, base f
 		if p != nil {
 			entry := map[string]any{"backend": "memory", "ok": true}
 			if p.redis != nil {
-				ok, detail := p.redis.Health(ctx)
-				entry = map[string]any{"backend": "redis", "ok": ok, "degraded": p.redis.Degraded(), "detail": detail}
+				h := p.redis.Health(ctx)
+				entry = map[string]any{"backend": "redis", "ok": h.OK, "degraded": h.Degraded, "detail": h.Detail,
+					"topology": h.Topology, "primaries": h.Primaries}
 			}
 			out["cache"] = entry
 		}

@@ -91,11 +91,11 @@ func sortErrors(es Errors) {
 // one at that key or below it, which a check away from the real environment must not
 // count against the file.
 func (c *Config) Excused(e *Error) bool {
-	if e.Warning {
+	if !c.offline || e.Warning {
 		return false
 	}
-	for _, u := range c.Unresolved {
-		if e.Path == u || strings.HasPrefix(e.Path, u+".") || strings.HasPrefix(e.Path, u+"[") {
+	for p := range c.unresolved {
+		if below(e.Path, p) {
 			return true
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/idbridge/idbridge/app"
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/mapping"
 	"github.com/idbridge/idbridge/providers"
@@ -46,15 +47,13 @@ func cmdDirectory(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	// Only the directory's own keys must resolve here: no Spotnana or Redis secret.
-	cfg, errs := configs.LoadOffline(*path)
+	cfg, errs := configs.LoadOffline(*path, registry().SecretKeys()...)
 	if cfg == nil {
 		fmt.Fprintln(stderr, errs.Error())
 		return exitUsage
 	}
 	if *dir == "" && len(cfg.Directories) == 1 {
-		for n := range cfg.Directories {
-			*dir = n
-		}
+		*dir = cfg.Directories[0].Name
 	}
 	prefix := "directories." + *dir
 	// A warning here is a reference or file absent here: the test needs it.
@@ -70,7 +69,12 @@ func cmdDirectory(args []string, stdout, stderr io.Writer) int {
 	}
 	target, err := ldap.TargetFor(cfg, *dir, *provider)
 	if err != nil {
-		fmt.Fprintf(stderr, "idbridge directory test: %v\n", err)
+		var ce configs.Errors
+		if errors.As(err, &ce) {
+			fmt.Fprintln(stderr, cfg.Redact(ce).Error())
+		} else {
+			fmt.Fprintf(stderr, "idbridge directory test: %v\n", err)
+		}
 		return exitUsage
 	}
 	if *filter != "" {
@@ -135,7 +139,7 @@ func cmdDirectory(args []string, stdout, stderr io.Writer) int {
 	if target.Provider != nil && target.Provider.Mapping != nil {
 		m, where = target.Provider.Mapping, target.Provider.Path+".mapping"
 	}
-	rules, cerrs := compileMapping(cfg.File, where, m)
+	rules, cerrs := app.CompileMapping(cfg.File, where, m)
 	if len(cerrs) > 0 {
 		fmt.Fprintln(stderr, cerrs.Error())
 		return exitUsage

@@ -23,35 +23,50 @@ type ProbeTarget struct {
 
 // TargetFor finds directory dir in cfg and the first provider that searches it (a
 // lookup step or a `type: ldap` provider), or the provider named provider. Without such
-// a provider the target has no filter: the caller must give one.
+// a provider the target has no filter: the caller must give one. The directory's own
+// errors are returned as configs.Errors.
 func TargetFor(cfg *configs.Config, dir, provider string) (ProbeTarget, error) {
-	d, ok := cfg.Directories[dir]
-	if !ok {
-		names := make([]string, 0, len(cfg.Directories))
-		for n := range cfg.Directories {
-			names = append(names, n)
+	var sec *configs.Section
+	var names []string
+	for _, s := range cfg.Directories {
+		names = append(names, s.Name)
+		if s.Name == dir {
+			sec = s
 		}
+	}
+	if sec == nil {
 		sort.Strings(names)
 		return ProbeTarget{}, fmt.Errorf("no directory %q under directories (configured: %v)", dir, names)
 	}
-	t := ProbeTarget{Probe: Probe{Name: dir, File: cfg.File, Directory: d}}
-	for _, sec := range cfg.Providers {
-		if provider != "" && sec.Name != provider {
+	dc, errs := DecodeDirectory(sec)
+	if len(errs) > 0 {
+		return ProbeTarget{}, errs
+	}
+	t := ProbeTarget{Probe: Probe{Name: dir, File: cfg.File, Directory: dc}}
+	for _, ps := range cfg.Providers {
+		if provider != "" && ps.Name != provider {
 			continue
 		}
-		if sec.Lookup != nil && sec.Lookup.Directory == dir {
-			t.Probe.Filter, t.Probe.Attributes = sec.Lookup.Filter, sec.Lookup.Attributes
-			t.Source, t.Provider, t.Into = sec.Path+".lookup", sec, cmp.Or(sec.Lookup.Into, DefaultInto)
-			return t, nil
+		own, steps := ps.Split([]string{"lookup"})
+		for _, st := range steps {
+			var lk LookupConfig
+			if errs := st.Decode(&lk); len(errs) > 0 {
+				return ProbeTarget{}, errs
+			}
+			if lk.Directory == dir {
+				t.Probe.Filter, t.Probe.Attributes = lk.Filter, lk.Attributes
+				t.Source, t.Provider, t.Into = st.Path, ps, cmp.Or(lk.Into, DefaultInto)
+				return t, nil
+			}
 		}
-		if sec.Type == Type {
+		if ps.Type == Type {
 			var c Config
-			if errs := sec.Decode(&c); len(errs) > 0 {
+			if errs := own.Decode(&c); len(errs) > 0 {
 				return ProbeTarget{}, errs
 			}
 			if c.Directory == dir {
 				t.Probe.Filter, t.Probe.Attributes = c.Filter, c.Attributes
-				t.Source, t.Provider = sec.Path, sec
+				t.Source, t.Provider = ps.Path, ps
 				return t, nil
 			}
 		}

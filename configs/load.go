@@ -89,7 +89,7 @@ func parseWith(file string, data []byte, lookupEnv func(string) (string, bool), 
 	lines := map[string]int{"": top.Line}
 	d := newDecoder(file, lines)
 	d.refs, d.secrets = res.refs, secrets
-	cfg := &Config{File: file, resolved: res.resolved, offline: offline}
+	cfg := &Config{File: file, resolved: res.resolved, absent: res.absent}
 
 	// Everything but providers: decodes into Config; providers: is built by hand, since
 	// each section keeps its own keys as a node.

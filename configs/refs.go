@@ -58,6 +58,9 @@ type resolver struct {
 	resolved []resolvedRef
 	// offline makes an unresolvable reference a warning (LoadOffline).
 	offline bool
+	// absent holds, offline, the paths whose reference or file is only absent here,
+	// with the file's name for a file key ("" for a reference).
+	absent map[string]string
 }
 
 // missing reports a reference that cannot be resolved: an error, or offline a warning.
@@ -109,10 +112,13 @@ func (r *resolver) walk(path, key string, n *yaml.Node, depth int) {
 				r.failed = map[string]bool{}
 			}
 			r.failed[path] = true
-			if r.offline && secret && len(r.errs.Fatal()) == fatal {
-				// Only absent here: a stand-in lets the checks that need a value (a
-				// bind_password with a bind_dn) pass; errors at this key are excused.
-				n.Value, n.Tag = "unresolved", "!!str"
+			if r.offline && len(r.errs.Fatal()) == fatal {
+				r.markAbsent(path, "")
+				if secret {
+					// A stand-in lets the checks that need a value (a bind_password
+					// with a bind_dn) pass; errors at this key are excused.
+					n.Value, n.Tag = "unresolved", "!!str"
+				}
 			}
 			return
 		}
@@ -289,17 +295,19 @@ func (r *resolver) absentFiles(path, key string, n *yaml.Node, depth int) {
 			r.absentFiles(joinPath(path, k.Value), k.Value, n.Content[i+1], depth+1)
 		}
 	case yaml.ScalarNode:
-		if !fileKeys[key] || n.Value == "" || r.failed[path] {
+		if !fileKeys[key] || n.Value == "" || r.failed[path] || strings.Contains(n.Value, "\n") {
 			return
 		}
 		if _, err := os.Stat(n.Value); err != nil && os.IsNotExist(err) {
 			r.missing(n.Line, path, "%s is absent", n.Value)
-			// As if not configured, so that what needs the file is not built from it.
-			n.Value = ""
-			if r.failed == nil {
-				r.failed = map[string]bool{}
-			}
-			r.failed[path] = true
+			r.markAbsent(path, n.Value)
 		}
 	}
+}
+
+func (r *resolver) markAbsent(path, file string) {
+	if r.absent == nil {
+		r.absent = map[string]string{}
+	}
+	r.absent[path] = file
 }

@@ -30,9 +30,9 @@ type Config struct {
 	// reported are the key paths configs reported a fatal error at; unresolved those
 	// whose reference failed. See Reported and Unresolved.
 	reported   []string
-	// offline marks a config from LoadOffline: an unresolved key excuses the errors
-	// below it (Excused).
-	offline bool
+	// absent holds the keys LoadOffline could not resolve here: a reference ("") or a
+	// file (its name). See Excused.
+	absent map[string]string
 	unresolved map[string]bool
 	// resolved is every ${env:}/${file:} reference with its value, for Redact.
 	resolved []resolvedRef

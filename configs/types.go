@@ -29,10 +29,10 @@ type Config struct {
 
 	// reported are the key paths configs reported a fatal error at; unresolved those
 	// whose reference failed. See Reported and Unresolved.
-	reported   []string
+	reported []string
 	// absent holds the keys LoadOffline could not resolve here: a reference ("") or a
 	// file (its name). See Excused.
-	absent map[string]string
+	absent     map[string]string
 	unresolved map[string]bool
 	// resolved is every ${env:}/${file:} reference with its value, for Redact.
 	resolved []resolvedRef

@@ -74,6 +74,9 @@ type RateLimit struct {
 type Log struct {
 	Level  string `yaml:"level"`  // default info; debug | info | warn | error
 	Format string `yaml:"format"` // default json; json | text
+	// RedactEmails masks the local part of the email that 403 and 502 request lines
+	// show (***@example.com), for sites whose logs must not hold addresses. Default false.
+	RedactEmails bool `yaml:"redact_emails"`
 }
 
 // Outbound applies to every outbound HTTP call (IdPs, Spotnana).

@@ -61,7 +61,7 @@ func parse(file string, data []byte, lookupEnv func(string) (string, bool), read
 	lines := map[string]int{"": top.Line}
 	d := newDecoder(file, lines)
 	d.refs = res.refs
-	cfg := &Config{File: file}
+	cfg := &Config{File: file, resolved: res.resolved}
 
 	// Everything but providers: decodes into Config; providers: is built by hand, since
 	// each section keeps its own keys as a node.
@@ -87,7 +87,7 @@ func parse(file string, data []byte, lookupEnv func(string) (string, bool), read
 	errs := append(res.errs, d.errs...)
 	errs = append(errs, v.errs...)
 	sortErrors(errs)
-	return cfg, errs
+	return cfg, cfg.Redact(errs)
 }
 
 // parseYAML reads one YAML document into a node tree. A panic inside the YAML library (a

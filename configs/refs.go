@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -36,7 +37,12 @@ type resolver struct {
 	failed map[string]bool
 	// refs maps each path whose value was replaced to the text written in the file.
 	refs map[string]string
+	// resolved is every reference replaced, with the value it brought in.
+	resolved []resolvedRef
 }
+
+// resolvedRef is one reference and the value it was replaced with.
+type resolvedRef struct{ ref, value string }
 
 func (r *resolver) errorf(line int, path, format string, args ...any) {
 	r.errs = append(r.errs, &Error{File: r.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
@@ -130,6 +136,7 @@ func (r *resolver) expand(path string, line int, s string, secret bool) (string,
 				ok = false
 				continue
 			}
+			r.resolved = append(r.resolved, resolvedRef{ref: "${" + ref + "}", value: v})
 			b.WriteString(v)
 		case "file":
 			if !secret {
@@ -153,7 +160,9 @@ func (r *resolver) expand(path string, line int, s string, secret bool) (string,
 				ok = false
 				continue
 			}
-			b.WriteString(strings.TrimRight(string(data), "\r\n"))
+			v := strings.TrimRight(string(data), "\r\n")
+			r.resolved = append(r.resolved, resolvedRef{ref: "${" + ref + "}", value: v})
+			b.WriteString(v)
 		default:
 			shownKind := shortRef(kind)
 			if secret {
@@ -182,4 +191,36 @@ func shortRef(s string) string {
 
 func secretKeyList() string {
 	return "password, bind_password, client_secret, client_key_file, private_key_file, encryption_key"
+}
+
+// Redact returns errs with every value that a reference brought into the configuration
+// replaced, in each message, by the reference itself: an error from any part (a regex
+// that does not compile quotes its text, a provider quotes a URL) must never print what
+// an ${env:} or ${file:} held, which may be a secret whatever the key. Longer values are
+// replaced first, so that one value inside another is not half shown. errs is changed in
+// place and returned.
+func (c *Config) Redact(errs Errors) Errors {
+	if c == nil || len(c.resolved) == 0 {
+		return errs
+	}
+	refs := slices.Clone(c.resolved)
+	slices.SortStableFunc(refs, func(a, b resolvedRef) int { return len(b.value) - len(a.value) })
+	var pairs []string
+	for _, r := range refs {
+		if r.value != "" {
+			pairs = append(pairs, r.value, r.ref)
+		}
+	}
+	if len(pairs) == 0 {
+		return errs
+	}
+	rep := strings.NewReplacer(pairs...)
+	for i, e := range errs {
+		if m := rep.Replace(e.Msg); m != e.Msg {
+			cp := *e
+			cp.Msg = m
+			errs[i] = &cp
+		}
+	}
+	return errs
 }

@@ -24,6 +24,9 @@ type Config struct {
 	Mapping  Mapping   `yaml:"mapping"`
 	Response Response  `yaml:"response"`
 	Spotnana *Spotnana `yaml:"spotnana"` // nil: the exchange route is off
+
+	// resolved is every ${env:}/${file:} reference with its value, for Redact.
+	resolved []resolvedRef
 }
 
 // Server is the `server:` section.

@@ -324,7 +324,7 @@ func (c *Client) Exchange(ctx context.Context, subjectToken, subjectTokenType st
 	if c.audience != "" {
 		form.Set("audience", c.audience)
 	}
-	return c.do(ctx, form.Encode(), Fingerprint(subjectToken))
+	return c.do(ctx, form.Encode(), Fingerprint(subjectToken), subjectToken)
 }
 
 // attemptResult is what one request produced.
@@ -335,7 +335,7 @@ type attemptResult struct {
 	err        error         // network or read error
 }
 
-func (c *Client) do(ctx context.Context, form, fp string) (*TokenResponse, error) {
+func (c *Client) do(ctx context.Context, form, fp, subjectToken string) (*TokenResponse, error) {
 	var last attemptResult
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
@@ -354,7 +354,9 @@ func (c *Client) do(ctx context.Context, form, fp string) (*TokenResponse, error
 				"duration", time.Since(start), "access_fp", Fingerprint(t.AccessToken))
 			return t, nil
 		case last.err == nil && !retryable(last.status):
-			e := ParseErrorBody(last.status, last.body)
+			// An error answer may echo the request (a proxy's or a framework's debug
+			// page): nothing of it is kept before the secrets sent are taken out.
+			e := ParseErrorBody(last.status, last.body).redact(c.clientSecret, subjectToken)
 			log.Warn("spotnana refused the exchange", "status", e.Status, "code", e.Code, "debug_id", e.DebugID)
 			return nil, e
 		}

@@ -2,11 +2,14 @@ package test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -329,3 +332,125 @@ spotnana:
 }
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// TestNoSecretThroughAnEcho is finding 3: a Spotnana endpoint whose error answers echo
+// the request (whole, cut short, percent-encoded or decoded, in any field) never gets
+// the client secret or the user's token into the bridge's log or answer; and `check`
+// never prints what an ${env:} reference held, even inside a regex that does not compile.
+func TestNoSecretThroughAnEcho(t *testing.T) {
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		form, _ := url.ParseQuery(string(raw))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		var body any
+		switch form.Get("scope") + r.URL.Path {
+		case "openid/rfc6749":
+			body = map[string]any{"error": "invalid_request", "error_description": "bad request: " + string(raw)}
+		case "openid/cut":
+			body = map[string]any{"error": "invalid_request", "error_description": string(raw)[:len(raw)/2+40]}
+		default:
+			body = map[string]any{
+				"debugIdentifier": form.Get("client_secret"),
+				"errorMessages": []map[string]string{{
+					"errorCode": form.Get("subject_token"),
+					"message":   "subject_token=" + form.Get("subject_token") + " client_secret=" + form.Get("client_secret"),
+				}},
+			}
+		}
+		json.NewEncoder(w).Encode(body)
+	}))
+	t.Cleanup(echo.Close)
+	is := newIssuer(t)
+	for _, path := range []string{"/rfc6749", "/cut", "/spotnana"} {
+		t.Run(path, func(t *testing.T) {
+			br := startBridgeFile(t, exchangeConfig(t, "127.0.0.1:0", is.URL(), echo.URL+path, "  max_retries: 0\n"))
+			tok := mint(t, is, nil)
+			r := exchange(t, br, tok)
+			if r.Status != 502 {
+				t.Fatalf("got %d %s, want 502", r.Status, r.Body)
+			}
+			if strings.Contains(r.Body, testClientSecret) || strings.Contains(r.Body, tok[:40]) {
+				t.Errorf("the answer carries a secret: %s", r.Body)
+			}
+			eventually(t, "the refusal in the log", func() bool { return strings.Contains(br.Logs(), `"status":502`) })
+			noSecretsIn(t, "the bridge", br.Logs(), tok)
+			if strings.Contains(br.Logs(), tok[len(tok)/2:len(tok)/2+20]) {
+				t.Error("the log holds a piece of the token")
+			}
+		})
+	}
+
+	t.Run("check never prints a resolved reference", func(t *testing.T) {
+		const value = "(unclosed-s3cr3t-value"
+		cfg := writeConfig(t, `
+providers:
+  - name: corp
+    type: jwt
+    issuer: https://idp.example.com
+    jwks_uri: https://idp.example.com/keys
+    audiences: [idbridge]
+mapping:
+  email:
+    - path: email
+      when: {path: tid, matches: "${env:IDB_RX}"}
+      transforms: [{replace: {regex: "x${env:IDB_RX}", with: ""}}]
+`)
+		cmd := exec.Command(binary, "check", "--config", cfg)
+		cmd.Env = append(os.Environ(), "IDB_RX="+value)
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != 2 {
+			t.Fatalf("check: exit %d\n%s", cmd.ProcessState.ExitCode(), out)
+		}
+		if strings.Contains(string(out), "s3cr3t") {
+			t.Errorf("check printed the variable's value:\n%s", out)
+		}
+		if !strings.Contains(string(out), "${env:IDB_RX}") {
+			t.Errorf("check does not name the reference:\n%s", out)
+		}
+	})
+}
+
+// TestReadyWithOneIssuerDown is finding 9: a replica that starts while one of its jwt
+// issuers is down is ready (the other issuer serves), and /readyz shows that provider's
+// own state.
+func TestReadyWithOneIssuerDown(t *testing.T) {
+	up := newIssuer(t)
+	down := "http://" + freePort(t)
+	br := startBridge(t, `
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+providers:
+  - name: up
+    type: jwt
+    issuer: `+up.URL()+`
+    audiences: [idbridge]
+  - name: down
+    type: jwt
+    issuer: `+down+`
+    audiences: [idbridge]
+    timeout: 500ms
+mapping:
+  email:
+    - path: email
+`)
+	eventually(t, "ready with one issuer down", func() bool {
+		return do(t, "GET", br.Admin+"/readyz", nil).Status == 200
+	})
+	r := do(t, "GET", br.Admin+"/readyz", nil)
+	var body struct {
+		Ready bool                      `json:"ready"`
+		Deps  map[string]map[string]any `json:"dependencies"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &body); err != nil {
+		t.Fatal(err)
+	}
+	if !body.Ready || body.Deps["provider:down"]["ready"] != false || body.Deps["provider:up"]["ready"] != true {
+		t.Errorf("/readyz: %s", r.Body)
+	}
+	if e := emailOf(t, userDetail(t, br, mint(t, up, nil))); e != "alice@example.com" {
+		t.Errorf("the issuer that is up: %q", e)
+	}
+}

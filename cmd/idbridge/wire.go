@@ -169,6 +169,12 @@ type built struct {
 // is collected, so `check` prints them all at once. proc gives the process-wide cache and
 // metrics; nil (one-shot commands) gives the runtime a memory cache of its own.
 func buildRuntime(cfg *configs.Config, logger *slog.Logger, proc *process, validateOnly bool) (*built, configs.Errors) {
+	b, errs := buildParts(cfg, logger, proc, validateOnly)
+	return b, cfg.Redact(errs)
+}
+
+// buildParts is buildRuntime before its errors are redacted.
+func buildParts(cfg *configs.Config, logger *slog.Logger, proc *process, validateOnly bool) (*built, configs.Errors) {
 	var errs configs.Errors
 	reg := registry()
 	httpClient, err := newHTTPClient(cfg.Outbound)
@@ -307,18 +313,22 @@ func asConfigErrors(sec *configs.ProviderSection, err error) configs.Errors {
 	return configs.Errors{{File: sec.File, Line: sec.Line, Path: sec.Path, Msg: err.Error()}}
 }
 
-// healthFunc reports each provider and enrichment step that can tell its state.
+// healthFunc reports each provider and enrichment step that can tell its state. The
+// replica is ready once one provider can serve: a provider that cannot yet (a jwt
+// provider whose keys never loaded) is shown unready in the detail, but one IdP down
+// during a scale-up must not keep new replicas, and every other issuer, out of the load
+// balancer.
 func healthFunc(instances []*providers.Instance) func(ctx context.Context) (bool, map[string]any) {
 	return func(ctx context.Context) (bool, map[string]any) {
-		ready := true
+		ready := false
 		out := map[string]any{}
 		for _, in := range instances {
 			entry := map[string]any{"type": in.Type}
-			if h, ok := in.Provider.(providers.HealthChecker); ok {
+			if h, ok := in.Provider.(providers.HealthChecker); !ok {
+				ready = true // nothing to wait for
+			} else {
 				st := h.Health(ctx)
-				if !st.Ready && in.Type == "jwt" {
-					ready = false
-				}
+				ready = ready || st.Ready
 				entry["ready"], entry["ok"] = st.Ready, st.OK
 				if st.Detail != "" {
 					entry["detail"] = st.Detail

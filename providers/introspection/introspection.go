@@ -26,6 +26,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -237,10 +238,10 @@ func (p *Provider) post(ctx context.Context, timeout time.Duration, form url.Val
 		p.log.Error("introspection endpoint refused idbridge's client credentials",
 			"status", resp.StatusCode, "client_id", p.s.clientID, "auth_method", p.s.authMethod)
 		drain(resp.Body)
-		return nil, fmt.Errorf("introspection: %w: %w (%s)", providers.ErrUnavailable, errCredentials, resp.Status)
+		return nil, fmt.Errorf("introspection: %w: %w (%d)", providers.ErrUnavailable, errCredentials, resp.StatusCode)
 	case resp.StatusCode != http.StatusOK:
 		drain(resp.Body)
-		return nil, fmt.Errorf("introspection: %w: %w", providers.ErrUnavailable, &statusError{resp.StatusCode, resp.Status})
+		return nil, fmt.Errorf("introspection: %w: %w", providers.ErrUnavailable, &statusError{resp.StatusCode})
 	}
 	if !isJSON(resp.Header.Get("Content-Type")) {
 		drain(resp.Body)
@@ -299,12 +300,13 @@ func (p *Provider) assertion() (string, error) {
 var errCredentials = errors.New("endpoint refused the client credentials")
 
 // statusError is an unexpected HTTP status from the endpoint.
-type statusError struct {
-	code   int
-	status string
-}
+// statusError is a status other than 200. It names the status by its number and the
+// standard text, never by the reason phrase the endpoint sent, which is upstream text.
+type statusError struct{ code int }
 
-func (e *statusError) Error() string { return "endpoint answered " + e.status }
+func (e *statusError) Error() string {
+	return "endpoint answered " + strconv.Itoa(e.code) + " " + http.StatusText(e.code)
+}
 
 func (p *Provider) record(err error) {
 	o := &outcome{at: p.now(), ok: true}

@@ -219,7 +219,8 @@ func (f *fetcher) fetch(ctx context.Context, endpoint, token string) ([]byte, er
 		return nil, fmt.Errorf("userinfo: %w: refused by the endpoint (insufficient scope)", providers.ErrInvalidToken)
 	case resp.StatusCode != http.StatusOK:
 		drain(resp.Body)
-		return nil, fmt.Errorf("userinfo: %w: endpoint answered %s", providers.ErrUnavailable, resp.Status)
+		// The number, not resp.Status: the reason phrase is upstream text.
+		return nil, fmt.Errorf("userinfo: %w: endpoint answered %d", providers.ErrUnavailable, resp.StatusCode)
 	}
 	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {

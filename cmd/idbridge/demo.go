@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/idbridge/idbridge/app"
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/providers/jwt/jwttest"
 	"github.com/idbridge/idbridge/spotnana"
@@ -226,8 +227,14 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 		"IDBRIDGE_DEMO_SANDBOX":       sandboxURL,
 		"IDBRIDGE_DEMO_CLIENT_SECRET": secret,
 	}
-	cfg, errs := configs.Parse(demoConfig, configs.Demo, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	reg := registry()
+	cfg, errs := configs.Parse(demoConfig, configs.Demo, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, reg.SecretKeys()...)
 	if cfg == nil || len(errs.Fatal()) > 0 {
+		return fmt.Errorf("the embedded config is invalid (a bug): %v", errs.Fatal())
+	}
+	plan, errs := app.Load(cfg, reg, logger)
+	if len(errs.Fatal()) > 0 {
+		plan.Close()
 		return fmt.Errorf("the embedded config is invalid (a bug): %v", errs.Fatal())
 	}
 
@@ -236,7 +243,8 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	ready := make(chan addrs, 1)
 	served := make(chan error, 1)
 	go func() {
-		served <- serve(ctx, "", cfg, logger, nil, func(m, a string) { ready <- addrs{m, a} })
+		served <- app.Serve(ctx, plan, app.ServeOptions{Registry: reg, Logger: logger, Version: version,
+			Ready: func(m, a string) { ready <- addrs{m, a} }})
 	}()
 	var bridgeAt addrs
 	select {

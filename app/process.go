@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/idbridge/idbridge/cache"
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/playground"
@@ -36,6 +38,10 @@ func NewProcess(cfg *configs.Config, logger *slog.Logger, version string) (*Proc
 	p := &Process{metrics: newMetrics(version), cfg: cfg.Cache, version: version}
 	switch cfg.Cache.Backend {
 	case "redis":
+		// go-redis logs dial and sentinel failures through a logger of its own, one per
+		// process, in plain text on stderr: send them to ours, at debug, since the cache
+		// already logs each outage once with its reason.
+		redis.SetLogger(redisLog{logger.With("component", "go-redis")})
 		r, err := cache.NewRedis(cfg.Cache, cache.RedisOptions{Logger: logger.With("component", "cache")})
 		if err != nil {
 			return nil, fmt.Errorf("cache: %w", err)
@@ -46,6 +52,13 @@ func NewProcess(cfg *configs.Config, logger *slog.Logger, version string) (*Proc
 		p.cache = cache.NewMemory(cfg.Cache.MaxEntries, nil)
 	}
 	return p, nil
+}
+
+// redisLog adapts slog to go-redis' logger.
+type redisLog struct{ l *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, fmt.Sprintf(format, v...))
 }
 
 // Close releases the shared cache, once no runtime uses it any more.

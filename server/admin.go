@@ -41,15 +41,6 @@ func (s *Server) AdminHandler() http.Handler {
 		s.log.Info("cache purged", "provider", provider, "entries", n)
 		c.JSON(http.StatusOK, gin.H{"purged": n, "provider": provider})
 	})
-	if s.opts.Reload != nil {
-		e.POST("/admin/reload", func(c *gin.Context) {
-			if err := s.opts.Reload(); err != nil {
-				c.JSON(http.StatusUnprocessableEntity, gin.H{"error": "invalid_config", "error_description": err.Error()})
-				return
-			}
-			c.JSON(http.StatusOK, gin.H{"reloaded": true})
-		})
-	}
 	if s.opts.Playground != nil {
 		po := *s.opts.Playground
 		po.Resolve = s.resolveForPlayground

@@ -60,8 +60,6 @@ type Options struct {
 	Observer RequestObserver
 	// AccessLog, when set, writes the per-request info line without going through slog.
 	AccessLog *AccessLog
-	// Reload, when set, is offered as POST /admin/reload on the admin listener.
-	Reload func() error
 	// Playground, when set, serves the mapping playground on the admin listener; its
 	// Resolve is the server's own (the running chain, uncached).
 	Playground *playground.Options
@@ -166,17 +164,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := s.acquireCurrent()
 	defer rt.release()
 	rt.engine.ServeHTTP(w, r)
-}
-
-// Run listens on the main and admin listeners until ctx is done, then shuts down
-// gracefully within shutdown_timeout. Listener addresses and TLS files are read from the
-// runtime current at start.
-func (s *Server) Run(ctx context.Context) error {
-	ln, admin, err := s.Listen()
-	if err != nil {
-		return err
-	}
-	return s.Serve(ctx, ln, admin)
 }
 
 // Listen opens the configured listeners (so callers can learn the bound ports).

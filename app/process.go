@@ -124,6 +124,10 @@ func (p *Process) reloaded(logger *slog.Logger, cfg *configs.Config, old *server
 		if was.TLS != now.TLS {
 			logger.Warn("server.tls file names changed; they apply after a restart (the files named at start are re-read on every reload)")
 		}
+		if wl, nl := old.Config.Log, cfg.Log; wl.Level != nl.Level || wl.Format != nl.Format {
+			logger.Warn("log section changed; level and format apply after a restart (redact_emails applies now)",
+				"level", wl.Level, "format", wl.Format, "new_level", nl.Level, "new_format", nl.Format)
+		}
 	}
 }
 
@@ -267,8 +271,18 @@ func Serve(ctx context.Context, plan *Plan, o ServeOptions) error {
 			}
 		}
 	}()
+	// The operator sees when the stop began and that in-flight requests finished.
+	stopping := make(chan time.Time, 1)
+	stopLine := context.AfterFunc(ctx, func() {
+		stopping <- time.Now()
+		logger.Info("idbridge stopping: no new connections, finishing in-flight requests",
+			"shutdown_timeout_ms", plan.Config.Server.ShutdownTimeout.Milliseconds())
+	})
 	err = srv.Serve(ctx, mainLn, adminLn)
 	srv.Close()
+	if !stopLine() && err == nil {
+		logger.Info("idbridge stopped", "shutdown_ms", time.Since(<-stopping).Milliseconds())
+	}
 	return err
 }
 

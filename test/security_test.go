@@ -454,3 +454,77 @@ mapping:
 		t.Errorf("the issuer that is up: %q", e)
 	}
 }
+
+// TestAssertionKeysFromASecretVolume is finding 8: keys_dir laid out as Kubernetes
+// mounts a Secret (key.pem → ..data/key.pem, ..data → ..2026_…) is read, a Secret
+// update (a new ..data) is picked up while serving, and a key file that group or others
+// may read is warned about by `check` and at start.
+func TestAssertionKeysFromASecretVolume(t *testing.T) {
+	keys := t.TempDir()
+	gen := filepath.Join(t.TempDir(), "gen")
+	generate := func() string {
+		code, out, errOut := runCLI(t, "", "keys", "generate", "--dir", gen)
+		if code != 0 {
+			t.Fatalf("keys generate: %d %s%s", code, out, errOut)
+		}
+		kid, _, _ := strings.Cut(strings.TrimPrefix(out, "kid: "), "\n")
+		return kid
+	}
+	// publish writes every key of gen as a new timestamped directory, swaps ..data to
+	// it atomically and links each key name to ..data, as the kubelet does.
+	publish := func(version string, mode os.FileMode) {
+		dir := filepath.Join(keys, "..2026_"+version)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		pems, _ := filepath.Glob(filepath.Join(gen, "*.pem"))
+		for i, p := range pems {
+			b, _ := os.ReadFile(p)
+			writeFile(t, dir, fmt.Sprintf("signing-%d.pem", i), string(b), mode)
+			link := filepath.Join(keys, fmt.Sprintf("signing-%d.pem", i))
+			if _, err := os.Lstat(link); err != nil {
+				if err := os.Symlink(filepath.Join("..data", fmt.Sprintf("signing-%d.pem", i)), link); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		tmp := filepath.Join(keys, "..data_tmp")
+		if err := os.Symlink(filepath.Base(dir), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(keys, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := generate()
+	publish("a", 0o644) // a Secret volume's default mode
+
+	is := newIssuer(t)
+	cfg := exchangeConfig(t, "127.0.0.1:0", is.URL(), "http://"+freePort(t)+"/token", fmt.Sprintf(`
+  mode: assertion
+  assertion:
+    issuer: https://idbridge.test
+    keys_dir: %s
+`, keys))
+	code, out, errOut := runCLI(t, "", "check", "--config", cfg)
+	if code != 0 || !strings.Contains(out+errOut, "warning: private key "+filepath.Join(keys, "signing-0.pem")+" (mode 0644) is readable by group or others") {
+		t.Fatalf("check: exit %d\n%s%s", code, out, errOut)
+	}
+	br := startBridgeFile(t, cfg)
+	jwks := func() string { return do(t, "GET", br.URL+"/.well-known/jwks.json", nil).Body }
+	if !strings.Contains(jwks(), first) {
+		t.Fatalf("JWKS without the Secret's key %s: %s", first, jwks())
+	}
+	eventually(t, "the start-up warning", func() bool { return strings.Contains(br.Logs(), "readable by group or others") })
+
+	second := generate()
+	publish("b", 0o400)
+	eventually(t, "the Secret update picked up", func() bool {
+		j := jwks()
+		return strings.Contains(j, first) && strings.Contains(j, second)
+	})
+	code, out, errOut = runCLI(t, "", "check", "--config", cfg)
+	if code != 0 || strings.Contains(out+errOut, "warning") {
+		t.Fatalf("check after 0400: exit %d\n%s%s", code, out, errOut)
+	}
+}

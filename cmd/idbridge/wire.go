@@ -22,6 +22,7 @@ import (
 	"github.com/idbridge/idbridge/providers/ldap"
 	"github.com/idbridge/idbridge/providers/userinfo"
 	"github.com/idbridge/idbridge/server"
+	"github.com/idbridge/idbridge/spotnana"
 )
 
 // registry is the one place that names every provider type.
@@ -262,6 +263,12 @@ func buildParts(cfg *configs.Config, logger *slog.Logger, proc *process, validat
 	if cfg.Spotnana != nil && validateOnly {
 		if _, err := buildExchange(cfg, httpClient, nil, logger, true); err != nil {
 			errs = append(errs, &configs.Error{File: cfg.File, Line: cfg.Spotnana.Line, Path: "spotnana", Msg: err.Error()})
+		}
+		if cfg.Spotnana.Mode == "assertion" {
+			for _, f := range spotnana.LooseKeyFiles(cfg.Spotnana.Assertion.KeysDir) {
+				errs = append(errs, &configs.Error{File: cfg.File, Line: cfg.Spotnana.Line, Path: "spotnana.assertion.keys_dir", Warning: true,
+					Msg: "private key " + f + " is readable by group or others; make it 0400 or 0600 (Kubernetes: defaultMode: 0400)"})
+			}
 		}
 	}
 	if len(errs.Fatal()) > 0 || validateOnly {

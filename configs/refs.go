@@ -20,6 +20,7 @@ var secretKeys = map[string]bool{
 	"client_key_file":  true,
 	"private_key_file": true,
 	"encryption_key":   true,
+	"admin_token":      true,
 }
 
 func isSecretKey(key string) bool { return secretKeys[key] }
@@ -190,7 +191,7 @@ func shortRef(s string) string {
 }
 
 func secretKeyList() string {
-	return "password, bind_password, client_secret, client_key_file, private_key_file, encryption_key"
+	return "password, bind_password, client_secret, client_key_file, private_key_file, encryption_key, admin_token"
 }
 
 // Redact returns errs with every value that a reference brought into the configuration

@@ -33,6 +33,7 @@ type metrics struct {
 	cacheResults    *prometheus.CounterVec
 	exchanges       *prometheus.CounterVec
 	reloads         *prometheus.CounterVec
+	connsRefused    *prometheus.CounterVec
 
 	// Children already looked up, per label set: WithLabelValues hashes and locks on
 	// every call, and these run several times per request.
@@ -105,6 +106,10 @@ func newMetrics() *metrics {
 		Name: "idbridge_config_reloads_total",
 		Help: "Configuration reloads (SIGHUP) by result: ok, or error when the old config keeps serving.",
 	}, []string{"result"})
+	m.connsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idbridge_connections_refused_total",
+		Help: "API connections closed on accept for being over server.max_connections (reason total) or max_connections_per_client (reason per_client).",
+	}, []string{"reason"})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "idbridge_build_info",
 		Help: "Always 1; the labels carry the build's version and Go version.",
@@ -114,7 +119,7 @@ func newMetrics() *metrics {
 
 	m.reg.MustRegister(
 		m.requests, m.requestDuration, m.providerResults, m.providerLatency,
-		m.cacheResults, m.exchanges, m.reloads, buildInfo, m.jwks, &poolCollector{m: m},
+		m.cacheResults, m.exchanges, m.reloads, m.connsRefused, buildInfo, m.jwks, &poolCollector{m: m},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -122,6 +127,8 @@ func newMetrics() *metrics {
 	// before the first reload.
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("error")
+	m.connsRefused.WithLabelValues(server.ConnRefusedTotal)
+	m.connsRefused.WithLabelValues(server.ConnRefusedPerClient)
 	return m
 }
 
@@ -163,6 +170,9 @@ type providerChild struct {
 
 // Exchange implements server.RequestObserver.
 func (m *metrics) Exchange(outcome string) { m.exchanges.WithLabelValues(outcome).Inc() }
+
+// ConnRefused counts an API connection refused for reason (server.Options.ConnRefused).
+func (m *metrics) ConnRefused(reason string) { m.connsRefused.WithLabelValues(reason).Inc() }
 
 // ProviderOutcome implements providers.Observer. The chain reports a zero duration for
 // an answer from the cache: observing it would drown the providers' real latency.

@@ -47,7 +47,7 @@ func (p *process) Close() error { return p.cache.Close() }
 
 // options are the server options that survive reloads.
 func (p *process) options(logger *slog.Logger) server.Options {
-	return server.Options{Logger: logger, Metrics: p.metrics.Handler(), Observer: p.metrics}
+	return server.Options{Logger: logger, Metrics: p.metrics.Handler(), Observer: p.metrics, ConnRefused: p.metrics.ConnRefused}
 }
 
 // chainParts gives a runtime's chain its cache and observer. Without a process (the

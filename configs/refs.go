@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,20 +11,34 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// secretKeys are the keys whose values are secrets: only they may take ${file:}, and
-// their values never appear in an error message. They are secret wherever they appear,
-// including inside a provider's own section.
-var secretKeys = map[string]bool{
-	"password":         true,
-	"bind_password":    true,
-	"client_secret":    true,
-	"client_key_file":  true,
-	"private_key_file": true,
-	"encryption_key":   true,
-	"admin_token":      true,
+// sharedSecretKeys are the secret keys of the sections configs owns (outbound, cache,
+// spotnana). The packages that own the other sections (providers, enrichment steps,
+// directories) declare theirs in their registration, and the caller passes them to
+// Parse. A secret key may take ${file:}, and its value never appears in an error
+// message. A key is secret wherever it appears: a name is never secret in one section
+// and shown in another.
+var sharedSecretKeys = []string{"client_key_file", "password", "client_secret", "encryption_key", "admin_token"}
+
+// secretSet is the set of secret key names in force for one file.
+type secretSet map[string]bool
+
+func newSecretSet(extra []string) secretSet {
+	s := secretSet{}
+	for _, k := range sharedSecretKeys {
+		s[k] = true
+	}
+	for _, k := range extra {
+		s[k] = true
+	}
+	return s
 }
 
-func isSecretKey(key string) bool { return secretKeys[key] }
+func (s secretSet) has(key string) bool { return s[key] }
+
+// list names the secret keys, sorted, for an error message.
+func (s secretSet) list() string {
+	return strings.Join(slices.Sorted(maps.Keys(s)), ", ")
+}
 
 // resolver replaces ${env:NAME} and ${file:PATH} references in the node tree, in place,
 // before anything is decoded, so that provider sections reach their packages resolved.
@@ -31,6 +46,7 @@ type resolver struct {
 	file      string
 	dir       string // base of relative ${file:} paths
 	lookupEnv func(string) (string, bool)
+	secrets   secretSet
 	readFile  func(string) ([]byte, error)
 	errs      Errors
 	// failed holds the paths whose references could not be resolved: validation stays
@@ -73,7 +89,7 @@ func (r *resolver) walk(path, key string, n *yaml.Node, depth int) {
 		if n.ShortTag() != "!!str" || !strings.Contains(n.Value, "${") {
 			return
 		}
-		secret := isSecretKey(key)
+		secret := r.secrets.has(key)
 		v, ok := r.expand(path, n.Line, n.Value, secret)
 		if !ok {
 			if r.failed == nil {
@@ -141,7 +157,7 @@ func (r *resolver) expand(path string, line int, s string, secret bool) (string,
 			b.WriteString(v)
 		case "file":
 			if !secret {
-				r.errorf(line, path, "${file:} is allowed only in secret keys (%s)", secretKeyList())
+				r.errorf(line, path, "${file:} is allowed only in secret keys (%s)", r.secrets.list())
 				ok = false
 				continue
 			}
@@ -188,10 +204,6 @@ func shortRef(s string) string {
 		return s[:20] + "…"
 	}
 	return s
-}
-
-func secretKeyList() string {
-	return "password, bind_password, client_secret, client_key_file, private_key_file, encryption_key, admin_token"
 }
 
 // Redact returns errs with every value that a reference brought into the configuration

@@ -24,6 +24,7 @@ import (
 
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/jsonlimit"
+	"github.com/idbridge/idbridge/outbound"
 	"github.com/idbridge/idbridge/providers"
 )
 
@@ -277,12 +278,9 @@ func NewClient(cfg *configs.Spotnana, httpClient *http.Client, logger *slog.Logg
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	var hc http.Client
-	if httpClient != nil {
-		hc = *httpClient
-	}
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	c.http = &hc
+	// A redirect would carry the client secret and the user's token elsewhere: it is an
+	// outage of Spotnana's token endpoint, never followed, never retried.
+	c.http = outbound.NoRedirects(httpClient)
 	for _, o := range opts {
 		o(c)
 	}
@@ -361,6 +359,11 @@ func (c *Client) do(ctx context.Context, form, fp, subjectToken string) (*TokenR
 			return nil, e
 		}
 
+		var redirect *outbound.RedirectError
+		if errors.As(last.err, &redirect) {
+			log.Warn("spotnana unavailable: the token endpoint redirects", "status", redirect.Status, "target_host", redirect.Host)
+			return nil, c.unavailable(attempt, attemptResult{status: redirect.Status}, redirect)
+		}
 		// Retryable: 429, 5xx or a network error.
 		if ctx.Err() != nil {
 			// The caller gave up; its error says why.

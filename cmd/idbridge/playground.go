@@ -7,6 +7,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/idbridge/idbridge/app"
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/playground"
 )
@@ -86,11 +87,11 @@ func compilePlaygroundRules(text []byte) playground.Compiled {
 		}
 		return out
 	}
-	rules, errs := compileMapping(file, "mapping", &m)
+	rules, errs := app.CompileMapping(file, "mapping", &m)
 	for _, e := range errs {
 		out.Errors = append(out.Errors, e.Error())
 	}
-	for _, w := range lintMapping(file, "mapping", &m) {
+	for _, w := range app.LintMapping(file, "mapping", &m) {
 		out.Warnings = append(out.Warnings, w.Error())
 	}
 	out.Rules = rules

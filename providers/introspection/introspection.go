@@ -35,6 +35,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/outbound"
 	"github.com/idbridge/idbridge/providers"
 )
 
@@ -80,6 +81,11 @@ var (
 	_ providers.Factory       = New
 )
 
+// Registration is the introspection provider type's entry in the registry.
+func Registration() providers.Type {
+	return providers.Type{New: New, Secrets: []string{"client_secret", "private_key_file"}, Warnings: Warnings}
+}
+
 // New builds a `type: introspection` provider from its section. Every configuration
 // error is returned at once, as configs.Errors. Warnings (see Warnings) are logged.
 func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance, error) {
@@ -90,7 +96,7 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 	p := &Provider{
 		name:   sec.Name,
 		s:      s,
-		client: noRedirects(deps.HTTPClient),
+		client: outbound.NoRedirects(deps.HTTPClient),
 		log:    deps.Logger,
 		now:    deps.Now,
 	}
@@ -111,19 +117,7 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 		CacheTTL:    s.cacheTTL,
 		NegativeTTL: s.negativeTTL,
 		Fingerprint: sec.Fingerprint,
-		Section:     sec,
 	}, nil
-}
-
-// noRedirects copies the shared client so that a redirect is never followed: with
-// client_secret_post the secret is in the body, and a 307 would carry it elsewhere.
-func noRedirects(c *http.Client) *http.Client {
-	var cp http.Client
-	if c != nil {
-		cp = *c
-	}
-	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &cp
 }
 
 // Authenticate asks the endpoint about token and checks the answer.

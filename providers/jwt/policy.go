@@ -166,6 +166,19 @@ type Stats struct {
 	RateLimited int64 // an unknown-kid refresh refused by the 10 s limit
 }
 
+// Counters implements providers.Counters: key loads by result, for the metrics
+// (idbridge_jwks_refreshes_total).
+func (p *Provider) Counters() []providers.Counter {
+	st := p.Stats()
+	const name, help = "jwks_refreshes", "JWKS loads of jwt providers by result: ok (new key set in use), error (IdP unreachable), invalid (unusable answer), rate_limited (unknown-kid refresh refused)."
+	return []providers.Counter{
+		{Name: name, Help: help, Result: ResultOK, Value: st.OK},
+		{Name: name, Help: help, Result: ResultError, Value: st.Error},
+		{Name: name, Help: help, Result: ResultInvalid, Value: st.Invalid},
+		{Name: name, Help: help, Result: ResultRateLimited, Value: st.RateLimited},
+	}
+}
+
 // Stats returns the counters since New.
 func (p *Provider) Stats() Stats {
 	return Stats{

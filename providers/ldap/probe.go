@@ -15,9 +15,9 @@ import (
 // Probe is one `idbridge directory test`: a directory's configuration, a filter
 // template and the sample identity document its placeholders are filled from.
 type Probe struct {
-	Name      string // the directory's name under directories:
-	File      string // the config file, for positioned errors
-	Directory *configs.Directory
+	Name      string           // the directory's name under directories:
+	File      string           // the config file, for positioned errors
+	Directory *DirectoryConfig // see DecodeDirectory for a config file's section
 	// Filter is a filter template ({{path}} placeholders, RFC 4515-escaped when filled).
 	Filter string
 	// Attributes to return; nil: every user attribute.
@@ -57,9 +57,12 @@ func (e *ProbeError) Unwrap() error { return e.Err }
 // attributes as arrays, binary values base64, passwords left out}), or a *ProbeError. It
 // never uses a pool and never reports the bind password.
 func (p Probe) Run(ctx context.Context, report func(ProbeStep)) ([]byte, error) {
-	d, errs := newDirectory(p.Name, p.Directory, p.File, slog.New(slog.DiscardHandler))
-	if len(errs) > 0 {
-		return nil, errs
+	errf := func(key, format string, args ...any) *configs.Error {
+		return &configs.Error{File: p.File, Path: "directories." + p.Name + "." + key, Msg: fmt.Sprintf(format, args...)}
+	}
+	d, errs := newDirectory(p.Name, p.Directory, errf, slog.New(slog.DiscardHandler))
+	if len(errs.Fatal()) > 0 {
+		return nil, errs.Fatal()
 	}
 	report(ProbeStep{"connect", d.url})
 	c, err := d.dial(ctx)

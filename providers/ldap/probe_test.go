@@ -11,17 +11,16 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/tidwall/gjson"
 
-	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/providers/ldap/ldaptest"
 )
 
 func TestProbe(t *testing.T) {
 	srv := ldaptest.Start(t)
-	base := func() *configs.Directory {
-		return &configs.Directory{URL: srv.LDAPSURL(), CAFile: srv.CAFile(), BindDN: srv.BindDN(),
+	base := func() *DirectoryConfig {
+		return &DirectoryConfig{URL: srv.LDAPSURL(), CAFile: srv.CAFile(), BindDN: srv.BindDN(),
 			BindPassword: srv.BindPassword(), BaseDN: ldaptest.PeopleDN, Timeout: 5 * time.Second}
 	}
-	run := func(t *testing.T, dir *configs.Directory, filter, doc string) ([]ProbeStep, []byte, error) {
+	run := func(t *testing.T, dir *DirectoryConfig, filter, doc string) ([]ProbeStep, []byte, error) {
 		t.Helper()
 		var steps []ProbeStep
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -86,15 +85,15 @@ func TestProbe(t *testing.T) {
 	})
 	for _, tc := range []struct {
 		name   string
-		edit   func(*configs.Directory)
+		edit   func(*DirectoryConfig)
 		filter string
 		doc    string
 		step   string
 		hint   string
 	}{
-		{"wrong password", func(d *configs.Directory) { d.BindPassword = "nope" }, "(uid={{sub}})", `{"sub":"bob"}`, "bind", "invalid credentials"},
-		{"untrusted certificate", func(d *configs.Directory) { d.CAFile = ldaptest.UntrustedCAFile(t) }, "(uid={{sub}})", `{"sub":"bob"}`, "connect", "set ca_file"},
-		{"wrong base_dn", func(d *configs.Directory) { d.BaseDN = "ou=nobody,dc=example,dc=com" }, "(uid={{sub}})", `{"sub":"bob"}`, "search", `closest existing entry is "dc=example,dc=com"`},
+		{"wrong password", func(d *DirectoryConfig) { d.BindPassword = "nope" }, "(uid={{sub}})", `{"sub":"bob"}`, "bind", "invalid credentials"},
+		{"untrusted certificate", func(d *DirectoryConfig) { d.CAFile = ldaptest.UntrustedCAFile(t) }, "(uid={{sub}})", `{"sub":"bob"}`, "connect", "set ca_file"},
+		{"wrong base_dn", func(d *DirectoryConfig) { d.BaseDN = "ou=nobody,dc=example,dc=com" }, "(uid={{sub}})", `{"sub":"bob"}`, "search", `closest existing entry is "dc=example,dc=com"`},
 		{"no entry", nil, "(uid={{sub}})", `{"sub":"nobody"}`, "search", "check the filter"},
 		{"star is literal", nil, "(uid={{sub}})", `{"sub":"twin*"}`, "search", "check the filter"},
 		{"ambiguous", nil, "(sAMAccountName={{sub}})", `{"sub":"twin"}`, "search", "make the filter match one entry"},

@@ -349,7 +349,7 @@ func (p *Provider) Authenticate(ctx context.Context, raw string) (providers.Iden
 		return providers.Identity{}, errHeaderType
 	}
 	if len(p.s.types) > 0 && !p.typeAllowed(typR) {
-		return providers.Identity{}, errType
+		return providers.Identity{}, p.mismatch(errType, typR, p.s.cfg.Types)
 	}
 	if t.sig == nil {
 		return providers.Identity{}, errSigEncoding
@@ -371,8 +371,8 @@ func (p *Provider) Authenticate(ctx context.Context, raw string) (providers.Iden
 	if err != nil {
 		return providers.Identity{}, err
 	}
-	if !p.audienceOK(gjson.Get(t.claims, "aud")) {
-		return providers.Identity{}, errAudience
+	if aud := gjson.Get(t.claims, "aud"); !p.audienceOK(aud) {
+		return providers.Identity{}, p.mismatch(errAudience, aud, p.s.cfg.Audiences)
 	}
 	return providers.Identity{Document: t.payload, Expires: exp}, nil
 }
@@ -533,4 +533,27 @@ func (p *Provider) audienceOK(aud gjson.Result) bool {
 		return found
 	}
 	return false
+}
+
+// mismatchError is a refusal that says what the token carried and what the provider
+// expects, for the operator's log line (never the client's answer). The values are
+// claims such as aud or typ, never the token or a secret.
+type mismatchError struct {
+	*tokenError
+	found, expected string
+}
+
+func (e *mismatchError) Error() string {
+	return e.tokenError.Error() + " (found " + e.found + "; expected " + e.expected + ")"
+}
+
+func (e *mismatchError) Unwrap() error { return e.tokenError }
+
+// maxShownClaim bounds a claim value quoted in a refusal reason.
+const maxShownClaim = 120
+
+// mismatch wraps base with the value found (its JSON text, shortened) and the
+// configured values.
+func (p *Provider) mismatch(base *tokenError, found gjson.Result, expected []string) error {
+	return &mismatchError{tokenError: base, found: shownClaim(found), expected: "one of " + strings.Join(expected, ", ")}
 }

@@ -25,8 +25,8 @@ func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
 	} else if !now.Before(exp.Add(p.s.leeway)) {
 		return errExpired
 	}
-	if !p.audienceOK(gjson.Get(d, "aud")) {
-		return errAudience
+	if aud := gjson.Get(d, "aud"); !p.audienceOK(aud) {
+		return p.mismatch(errAudience, aud, p.s.cfg.Audiences)
 	}
 	if p.s.clientIDs != nil {
 		client := gjson.Get(d, "client_id")
@@ -34,15 +34,17 @@ func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
 			client = gjson.Get(d, "azp")
 		}
 		if client.Type != gjson.String {
-			return errClientID
+			return p.mismatch(errClientID, client, p.s.cfg.ClientIDs)
 		}
 		if _, ok := p.s.clientIDs[client.Str]; !ok {
-			return errClientID
+			return p.mismatch(errClientID, client, p.s.cfg.ClientIDs)
 		}
 	}
 	for i := range p.s.claims {
-		if !p.s.claims[i].match(d) {
-			return errRequiredClaim
+		if c := &p.s.claims[i]; !c.match(d) {
+			want, _ := json.Marshal(c.want)
+			return &mismatchError{tokenError: errRequiredClaim, found: shownClaim(gjson.Get(d, c.path)),
+				expected: c.name + " = " + string(want)}
 		}
 	}
 	if len(p.s.scopes) == 0 {
@@ -200,4 +202,14 @@ func (p *Provider) count(result string) {
 	case ResultRateLimited:
 		p.stats[3].Add(1)
 	}
+}
+
+func shownClaim(r gjson.Result) string {
+	if !r.Exists() {
+		return "nothing"
+	}
+	if len(r.Raw) > maxShownClaim {
+		return r.Raw[:maxShownClaim] + "…"
+	}
+	return r.Raw
 }

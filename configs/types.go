@@ -146,6 +146,9 @@ type Userinfo struct {
 	Endpoint    string  `yaml:"endpoint"`     // default: from discovery
 	Into        string  `yaml:"into"`         // default userinfo
 	WhenMissing *string `yaml:"when_missing"` // default email; "" = always
+	// SubjectClaim names the document claim that must equal the answer's sub (OIDC Core
+	// §5.3.2); default sub. Okta access tokens need uid.
+	SubjectClaim string `yaml:"subject_claim"`
 }
 
 // Mapping is the `mapping:` section (top level, or a provider's override).

@@ -69,7 +69,7 @@ func buildExchange(cfg *configs.Config, httpClient *http.Client, c cache.Cache, 
 	}
 	allowed := sc.AllowedTokenClients
 	parts.exchange = func(ctx context.Context, res *server.Resolution, token string) ([]byte, error) {
-		if len(allowed) > 0 && !clientListed(res.Document, allowed) {
+		if len(allowed) > 0 && !clientListed(res, allowed) {
 			return nil, server.ErrClientNotAllowed
 		}
 		subject, subjectType := token, spotnana.TokenTypeAccessToken
@@ -88,11 +88,17 @@ func buildExchange(cfg *configs.Config, httpClient *http.Client, c cache.Cache, 
 	return parts, nil
 }
 
-// clientListed reports whether the token's client_id (or azp) is in allowed.
-func clientListed(doc []byte, allowed []string) bool {
-	for _, p := range []string{"client_id", "azp"} {
-		if v := gjson.GetBytes(doc, p); v.Type == gjson.String && slices.Contains(allowed, v.Str) {
-			return true
+// clientListed reports whether the token's client is in allowed. The client is read as
+// the accepting provider's client_ids check reads it (its client_id_claims); a provider
+// without that notion (userinfo, ldap) is read with jwt's default claims.
+func clientListed(res *server.Resolution, allowed []string) bool {
+	if cs, ok := res.Instance.Provider.(providers.ClientSource); ok {
+		c, ok := cs.TokenClient(res.Document)
+		return ok && slices.Contains(allowed, c)
+	}
+	for _, p := range providers.DefaultClientIDClaims {
+		if v := gjson.GetBytes(res.Document, p); v.Exists() {
+			return v.Type == gjson.String && slices.Contains(allowed, v.Str)
 		}
 	}
 	return false

@@ -263,7 +263,14 @@ var jwksDesc = prometheus.NewDesc("idbridge_jwks_refreshes_total",
 	"JWKS loads of jwt providers by result: ok (new key set in use), error (IdP unreachable), invalid (unusable answer), rate_limited (unknown-kid refresh refused).",
 	[]string{"provider", "result"}, nil)
 
-func (c *jwksCollector) Describe(ch chan<- *prometheus.Desc) { ch <- jwksDesc }
+var jwksKeysDesc = prometheus.NewDesc("idbridge_jwks_keys",
+	"Keys in the last key set each jwt provider loaded, by state: usable, or skipped as unusable (each skipped key is logged with its kid and reason).",
+	[]string{"provider", "state"}, nil)
+
+func (c *jwksCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- jwksDesc
+	ch <- jwksKeysDesc
+}
 
 func (c *jwksCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
@@ -278,6 +285,10 @@ func (c *jwksCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for p, prev := range c.seen {
 		now := p.Stats()
+		if current[p] {
+			ch <- prometheus.MustNewConstMetric(jwksKeysDesc, prometheus.GaugeValue, float64(now.UsableKeys), prev.name, "usable")
+			ch <- prometheus.MustNewConstMetric(jwksKeysDesc, prometheus.GaugeValue, float64(now.SkippedKeys), prev.name, "skipped")
+		}
 		c.add(prev.name, jwt.ResultOK, now.OK-prev.stats.OK)
 		c.add(prev.name, jwt.ResultError, now.Error-prev.stats.Error)
 		c.add(prev.name, jwt.ResultInvalid, now.Invalid-prev.stats.Invalid)

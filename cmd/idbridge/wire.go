@@ -37,6 +37,7 @@ func registry() providers.Registry {
 		Userinfo: userinfo.NewEnricher,
 		Warnings: map[string]func(*configs.ProviderSection) configs.Errors{
 			introspection.Type: introspection.Warnings,
+			jwt.Type:           jwt.Warnings,
 		},
 	}
 }

@@ -11,6 +11,8 @@ package jwt
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -32,15 +34,12 @@ const Type = "jwt"
 // maxTokenBytes matches providers.PeekIssuer's bound: a larger token is not ours.
 const maxTokenBytes = 16 << 10
 
-// maxKeylessTries bounds the keys a token without kid is tried against, so that a large
-// key set cannot multiply the cost of a forged token.
-const maxKeylessTries = 4
-
 var (
 	_ providers.Provider       = (*Provider)(nil)
 	_ providers.Policy         = (*Provider)(nil)
 	_ providers.HealthChecker  = (*Provider)(nil)
 	_ providers.UserinfoSource = (*Provider)(nil)
+	_ providers.ClientSource   = (*Provider)(nil)
 )
 
 // Provider verifies JWTs of one issuer. Build it with New.
@@ -50,19 +49,24 @@ type Provider struct {
 	client *http.Client
 	log    *slog.Logger
 	now    func() time.Time
+	sleep  func(context.Context, time.Time) error // waits for the next refresh slot; tests stub it
 
 	keys atomic.Pointer[keySet]     // nil until the first successful load
 	disc atomic.Pointer[discovered] // nil until discovery succeeded once
 
 	// fetchSem serialises key loads (a one-slot semaphore so waiters can give up on
-	// their context); lastOnDemand is guarded by it.
+	// their context); lastOnDemand is guarded by it. fetchSeq counts loads started, so
+	// that a caller can tell a fetch that began after it looked.
 	fetchSem     chan struct{}
 	lastOnDemand time.Time
+	fetchSeq     atomic.Uint64
 
 	stateMu     sync.Mutex
 	lastAttempt time.Time
 	lastOK      time.Time
 	lastErr     error
+	lastSkipped []SkippedKey // of the last set parsed, installed or not
+	lastUsable  int
 
 	stats    [4]atomic.Int64 // indexed by resultIndex
 	retryMin time.Duration   // first retry delay after a failed refresh
@@ -81,9 +85,15 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 	if err != nil {
 		return providers.Instance{}, err
 	}
+	if deps.ValidateOnly {
+		// `idbridge check` validates without touching the network, but a jwks_file is
+		// local: a set it could never use is a configuration error.
+		if _, err := loadKeyFile(s.cfg.JWKSFile); err != nil {
+			return providers.Instance{}, configs.Errors{sec.Errorf("jwks_file", "%v", err)}
+		}
+	}
 	p := newProvider(sec.Name, s, deps)
 	if !deps.ValidateOnly {
-		// `idbridge check` validates without touching the network.
 		p.start()
 	}
 	return providers.Instance{
@@ -97,6 +107,38 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 		Section:     sec,
 		Close:       p.Close,
 	}, nil
+}
+
+// Warnings tells `idbridge check` which keys of a jwks_file would be skipped, and why.
+// Errors are New's to report.
+func Warnings(sec *configs.ProviderSection) configs.Errors {
+	s, err := parseConfig(sec)
+	if err != nil {
+		return nil
+	}
+	ks, err := loadKeyFile(s.cfg.JWKSFile)
+	if err != nil || ks == nil {
+		return nil
+	}
+	var out configs.Errors
+	for _, sk := range ks.skipped {
+		w := sec.Errorf("jwks_file", "key skipped: %s", sk)
+		w.Warning = true
+		out = append(out, w)
+	}
+	return out
+}
+
+// loadKeyFile parses a jwks_file; nil, nil when path is "".
+func loadKeyFile(path string) (*keySet, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := readFileLimited(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseKeySet(data, isPEM(data))
 }
 
 func newProvider(name string, s *settings, deps providers.Deps) *Provider {
@@ -119,6 +161,7 @@ func newProvider(name string, s *settings, deps providers.Deps) *Provider {
 	if p.now == nil {
 		p.now = time.Now
 	}
+	p.sleep = p.sleepUntil
 	return p
 }
 
@@ -149,6 +192,7 @@ type tokenError struct {
 	reason      string
 	notMine     bool
 	expired     bool
+	notYetValid bool
 	unavailable bool
 }
 
@@ -160,12 +204,14 @@ func (e *tokenError) Error() string {
 		return "jwt: " + providers.ErrUnavailable.Error() + ": " + e.reason
 	case e.expired:
 		return "jwt: " + providers.ErrExpired.Error() + ": " + e.reason
+	case e.notYetValid:
+		return "jwt: " + providers.ErrNotYetValid.Error() + ": " + e.reason
 	}
 	return "jwt: " + providers.ErrInvalidToken.Error() + ": " + e.reason
 }
 
 // Is makes errors.Is match the sentinel the chain steers by; a time fault matches both
-// ErrExpired and ErrInvalidToken.
+// ErrExpired (or ErrNotYetValid) and ErrInvalidToken.
 func (e *tokenError) Is(target error) bool {
 	switch target {
 	case providers.ErrNotMine:
@@ -174,6 +220,8 @@ func (e *tokenError) Is(target error) bool {
 		return e.unavailable
 	case providers.ErrExpired:
 		return e.expired
+	case providers.ErrNotYetValid:
+		return e.notYetValid
 	case providers.ErrInvalidToken:
 		return !e.notMine && !e.unavailable
 	}
@@ -199,9 +247,8 @@ var (
 	errNoExp         = &tokenError{reason: "exp missing or not a number"}
 	errClaimType     = &tokenError{reason: "nbf or iat not a number"}
 	errExpired       = &tokenError{reason: "exp passed", expired: true}
-	errNotYetValid   = &tokenError{reason: "nbf in the future", expired: true}
-	errIssuedFuture  = &tokenError{reason: "iat in the future", expired: true}
 	errAudience      = &tokenError{reason: "audience not accepted"}
+	errAudType       = &tokenError{reason: "aud is neither a string nor an array of strings"}
 	errClientID      = &tokenError{reason: "client not accepted"}
 	errRequiredClaim = &tokenError{reason: "required claim missing or different"}
 )
@@ -352,15 +399,16 @@ func (p *Provider) Authenticate(ctx context.Context, raw string) (providers.Iden
 		return providers.Identity{}, errSigEncoding
 	}
 
+	seq := p.fetchSeq.Load() // before the keys: see refreshForKid
 	ks := p.keys.Load()
 	if ks == nil {
-		// Never loaded: try once (rate-limited) before answering 503.
-		p.refreshForKid(ctx, nil)
+		// Never loaded: try once (rate-limited, without waiting) before answering 503.
+		_ = p.refreshForKid(ctx, seq, false)
 		if ks = p.keys.Load(); ks == nil {
 			return providers.Identity{}, errNoKeys
 		}
 	}
-	if err := p.verify(ctx, ks, t.signingInput, t.sig, alg, kidR.Str, kidR.Exists(), kind); err != nil {
+	if err := p.verify(ctx, ks, seq, t.signingInput, t.sig, alg, kidR.Str, kidR.Exists(), kind); err != nil {
 		return providers.Identity{}, err
 	}
 
@@ -368,8 +416,8 @@ func (p *Provider) Authenticate(ctx context.Context, raw string) (providers.Iden
 	if err != nil {
 		return providers.Identity{}, err
 	}
-	if !p.audienceOK(gjson.Get(t.claims, "aud")) {
-		return providers.Identity{}, errAudience
+	if err := p.checkAudience(gjson.Get(t.claims, "aud")); err != nil {
+		return providers.Identity{}, err
 	}
 	return providers.Identity{Document: t.payload, Expires: exp}, nil
 }
@@ -410,31 +458,39 @@ func equalFoldASCII(s, want string) bool {
 
 // verify selects the key and checks the signature. A kid is only a map key: it is never
 // a path, a URL or a query. jku, x5u, x5c and jwk headers are never read.
-func (p *Provider) verify(ctx context.Context, ks *keySet, input, sig []byte, alg, kid string, hasKid bool, kind keyKind) error {
+//
+// A token without kid is tried against every usable key that fits its alg: the set holds
+// at most maxUsableKeys, so that is the bound on what a forged one costs.
+func (p *Provider) verify(ctx context.Context, ks *keySet, seq uint64, input, sig []byte, alg, kid string, hasKid bool, kind keyKind) error {
 	if !hasKid {
-		tried := 0
+		tried := false
 		for _, k := range ks.all {
 			if !k.fits(alg, kind) {
 				continue
 			}
-			if tried++; tried > maxKeylessTries {
-				break
-			}
+			tried = true
 			if jwsbb.Verify(k.pub, alg, input, sig) == nil {
 				return nil
 			}
 		}
-		if tried == 0 {
+		if !tried {
 			return errNoKey
 		}
 		return errSignature
 	}
 	cands := ks.byKid[kid]
 	if len(cands) == 0 {
-		// Perhaps the IdP rotated: one rate-limited refresh, then look again.
-		if p.refreshForKid(ctx, ks) {
-			cands = p.keys.Load().byKid[kid]
+		// Perhaps the IdP rotated: make sure a set fetched after this token arrived is
+		// in place (waiting for the next permitted refresh if need be), then look again.
+		if err := p.refreshForKid(ctx, seq, !p.keysStale()); err != nil {
+			if errors.Is(err, errKidWait) && !p.keysStale() {
+				return errKidWait
+			}
+			if ctx.Err() != nil {
+				return err
+			}
 		}
+		cands = p.keys.Load().byKid[kid]
 		if len(cands) == 0 {
 			if p.keysStale() {
 				// The IdP may have rotated while it is unreachable: we cannot tell a new
@@ -494,7 +550,7 @@ func (p *Provider) checkTime(claims string, now time.Time) (time.Time, error) {
 			return time.Time{}, errClaimType
 		}
 		if now.Add(p.s.leeway).Before(nbf) {
-			return time.Time{}, errNotYetValid
+			return time.Time{}, notYetValid("nbf", nbf.Sub(now), p.s.leeway)
 		}
 	}
 	if r := gjson.Get(claims, "iat"); r.Exists() {
@@ -503,31 +559,50 @@ func (p *Provider) checkTime(claims string, now time.Time) (time.Time, error) {
 			return time.Time{}, errClaimType
 		}
 		if now.Add(p.s.leeway).Before(iat) {
-			return time.Time{}, errIssuedFuture
+			return time.Time{}, notYetValid("iat", iat.Sub(now), p.s.leeway)
 		}
 	}
 	return exp, nil
 }
 
-// audienceOK: aud (a string or an array of strings, RFC 7519 §4.1.3) must name one of
-// the configured audiences.
-func (p *Provider) audienceOK(aud gjson.Result) bool {
+// notYetValid refuses a token dated in the future. The usual cause is a clock that is
+// behind the IdP's (or the IdP's ahead), so the log line says by how much.
+func notYetValid(claim string, ahead, leeway time.Duration) error {
+	return &tokenError{notYetValid: true, reason: fmt.Sprintf(
+		"%s is %s ahead of this host's clock (leeway %s); check clock skew",
+		claim, ahead.Round(time.Second), leeway)}
+}
+
+// checkAudience: aud must be a string or an array of strings (RFC 7519 §4.1.3; anything
+// else is malformed, even beside a good member) and name one of the configured audiences.
+func (p *Provider) checkAudience(aud gjson.Result) error {
 	switch {
 	case aud.Type == gjson.String:
-		_, ok := p.s.audiences[aud.Str]
-		return ok
+		if _, ok := p.s.audiences[aud.Str]; ok {
+			return nil
+		}
+		return errAudience
 	case aud.IsArray():
-		found := false
+		found, malformed := false, false
 		aud.ForEach(func(_, v gjson.Result) bool {
-			if v.Type == gjson.String {
-				if _, ok := p.s.audiences[v.Str]; ok {
-					found = true
-					return false
-				}
+			if v.Type != gjson.String {
+				malformed = true
+				return false
+			}
+			if _, ok := p.s.audiences[v.Str]; ok {
+				found = true
 			}
 			return true
 		})
-		return found
+		switch {
+		case malformed:
+			return errAudType
+		case found:
+			return nil
+		}
+		return errAudience
+	case aud.Exists():
+		return errAudType
 	}
-	return false
+	return errAudience
 }

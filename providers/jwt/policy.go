@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/idbridge/idbridge/providers"
@@ -25,18 +26,15 @@ func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
 	} else if !now.Before(exp.Add(p.s.leeway)) {
 		return errExpired
 	}
-	if !p.audienceOK(gjson.Get(d, "aud")) {
-		return errAudience
+	if err := p.checkAudience(gjson.Get(d, "aud")); err != nil {
+		return err
 	}
 	if p.s.clientIDs != nil {
-		client := gjson.Get(d, "client_id")
-		if !client.Exists() {
-			client = gjson.Get(d, "azp")
-		}
-		if client.Type != gjson.String {
+		client, ok := tokenClient(d, p.s.clientIDClaims)
+		if !ok {
 			return errClientID
 		}
-		if _, ok := p.s.clientIDs[client.Str]; !ok {
+		if _, ok := p.s.clientIDs[client]; !ok {
 			return errClientID
 		}
 	}
@@ -55,6 +53,22 @@ func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// TokenClient returns the client the token in doc was issued to: the first claim of
+// client_id_claims present in doc, when it is a string.
+func (p *Provider) TokenClient(doc []byte) (string, bool) {
+	c, ok := tokenClient(view(doc), p.s.clientIDClaims)
+	return strings.Clone(c), ok
+}
+
+func tokenClient(doc string, paths []string) (string, bool) {
+	for _, path := range paths {
+		if r := gjson.Get(doc, path); r.Exists() {
+			return r.Str, r.Type == gjson.String
+		}
+	}
+	return "", false
 }
 
 // hasScope looks for want in scope (a space-separated string, RFC 8693 §4.2) or scp (a
@@ -127,16 +141,29 @@ func (m *claimMatcher) match(doc string) bool {
 func (p *Provider) Health(ctx context.Context) providers.Health {
 	ready := p.keys.Load() != nil
 	p.stateMu.Lock()
-	lastErr, lastOK := p.lastErr, p.lastOK
+	lastErr, lastOK, skipped := p.lastErr, p.lastOK, p.lastSkipped
 	p.stateMu.Unlock()
 	h := providers.Health{Ready: ready, OK: ready && lastErr == nil}
 	switch {
+	case !ready && lastErr != nil:
+		h.Detail = "keys never loaded: " + lastErr.Error()
 	case !ready:
 		h.Detail = "keys never loaded"
 	case lastErr != nil:
-		h.Detail = fmt.Sprintf("key refresh failing; serving keys loaded %s", lastOK.UTC().Format(time.RFC3339))
+		h.Detail = fmt.Sprintf("key refresh failing (%v); serving keys loaded %s", lastErr, lastOK.UTC().Format(time.RFC3339))
+	case len(skipped) > 0:
+		ks := keySet{skipped: skipped}
+		h.Detail = fmt.Sprintf("%d unusable keys skipped: %s", len(skipped), ks.skipSummary(maxReportedSkips))
 	}
 	return h
+}
+
+// SkippedKeys returns the keys of the last key set loaded that this provider cannot use,
+// with their reasons (also logged once per load and shown in /readyz).
+func (p *Provider) SkippedKeys() []SkippedKey {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	return append([]SkippedKey(nil), p.lastSkipped...)
 }
 
 // UserinfoEndpoint returns the userinfo_endpoint of the discovery document, fetching the
@@ -158,21 +185,28 @@ func (p *Provider) UserinfoEndpoint(ctx context.Context) (string, error) {
 	return d.userinfo, nil
 }
 
-// Stats counts key loads by result, for metrics.
+// Stats counts key loads by result, for metrics, and describes the last set loaded.
 type Stats struct {
 	OK          int64 // a new key set was installed
 	Error       int64 // the IdP or file could not be read
 	Invalid     int64 // the answer did not parse or held no usable key
-	RateLimited int64 // an unknown-kid refresh refused by the 10 s limit
+	RateLimited int64 // an unknown-kid refresh deferred by the 10 s limit
+	// UsableKeys and SkippedKeys count the keys of the last set parsed (gauges).
+	UsableKeys, SkippedKeys int
 }
 
 // Stats returns the counters since New.
 func (p *Provider) Stats() Stats {
+	p.stateMu.Lock()
+	usable, skipped := p.lastUsable, len(p.lastSkipped)
+	p.stateMu.Unlock()
 	return Stats{
 		OK:          p.stats[0].Load(),
 		Error:       p.stats[1].Load(),
 		Invalid:     p.stats[2].Load(),
 		RateLimited: p.stats[3].Load(),
+		UsableKeys:  usable,
+		SkippedKeys: skipped,
 	}
 }
 

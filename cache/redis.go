@@ -4,19 +4,18 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/idbridge/idbridge/configs"
 )
@@ -30,14 +29,11 @@ const (
 	DefaultGenerationTTL  = time.Second
 )
 
-// maxEntryTTL caps what one entry may live, and genKeyTTL is how long a purge's
-// generation lives in Redis. genKeyTTL must exceed maxEntryTTL: once a generation key
-// has expired, the generation reads as 0 again, and every entry stored under that
-// initial generation must be gone by then, or a purge would be undone.
-const (
-	maxEntryTTL = 7 * 24 * time.Hour
-	genKeyTTL   = 30 * 24 * time.Hour
-)
+// maxEntryTTL caps what one entry may live.
+const maxEntryTTL = 7 * 24 * time.Hour
+
+// probeTTL is how long the key written by a health check lives.
+const probeTTL = time.Minute
 
 // maxGenCache bounds the local cache of generations; groups come from configuration,
 // so in practice it holds one entry per kind and provider.
@@ -64,6 +60,15 @@ type RedisOptions struct {
 	OnStateChange func(degraded bool)
 }
 
+// RedisHealth is what /readyz shows of the shared cache.
+type RedisHealth struct {
+	OK        bool     // Redis answers reads and writes of our keys
+	Degraded  bool     // the memory fallback serves
+	Topology  string   // standalone | sentinel | cluster
+	Primaries []string // the primaries last seen (host:port); one unless cluster
+	Detail    string   // a short reason, never a secret
+}
+
 // KindStats counts Gets of one kind.
 type KindStats struct {
 	Hits   uint64
@@ -72,11 +77,14 @@ type KindStats struct {
 
 // RedisStats is a snapshot of the Redis cache's counters, for metrics.
 type RedisStats struct {
-	Kinds       map[Kind]KindStats // Gets, whether answered by Redis or by the fallback
-	Errors      uint64             // Redis calls that failed (each one is a miss or a lost Set)
-	Fallback    uint64             // Get, Set and Delete calls served by memory while degraded
-	Transitions uint64             // changes of state, both ways
-	Degraded    bool
+	Kinds        map[Kind]KindStats // Gets, whether answered by Redis or by the fallback
+	Errors       uint64             // Redis calls that failed (each one is a miss or a lost Set)
+	Fallback     uint64             // Get, Set and Delete calls served by memory while degraded
+	Transitions  uint64             // changes of state, both ways
+	Degraded     bool
+	Topology     string   // standalone | sentinel | cluster
+	Primaries    []string // the primaries last seen, sorted
+	PrimaryMoves uint64   // times the set of primaries changed (a failover, a resharding)
 }
 
 // Redis is the shared backend: several replicas read and write one Redis. Every value is
@@ -85,16 +93,30 @@ type RedisStats struct {
 // no token hash, email, provider name or identity document. When Redis is unreachable
 // Redis serves from a memory fallback (see Degraded) and never returns an error.
 //
-// Purge works by generations, because HMAC'd keys cannot be scanned by prefix: each
-// entry's key includes a kind-wide generation and a generation of the group's first
-// path element (the provider name: "okta" in "okta/3f2a…"). Purge(kind, "") renews the
-// kind-wide one; Purge(kind, p) renews the one of p's first element, so it drops every
-// group of that provider, whatever follows the "/" in p, and a p that is only a part
-// of a name ("ok") matches the provider named exactly "ok", not "okta". Old entries
-// become unreachable and expire on their own TTL. Other replicas see a purge within
+// Redis is one standalone server, a primary found through Redis Sentinel, or a Redis
+// Cluster (configs.Redis), optionally over TLS and as an ACL user.
+//
+// Purge works by generations, because HMAC'd keys cannot be scanned by prefix (nor,
+// under Cluster, scanned at all without visiting every node): each entry's key
+// includes a kind-wide generation and a generation of the group's first path element
+// (the provider name: "okta" in "okta/3f2a…"). Purge(kind, "") renews the kind-wide
+// one; Purge(kind, p) renews the one of p's first element, so it drops every group of
+// that provider, whatever follows the "/" in p, and a p that is only a part of a name
+// ("ok") matches the provider named exactly "ok", not "okta". Old entries become
+// unreachable and expire on their own TTL. Other replicas see a purge within
 // RedisOptions.GenerationTTL (this replica too, when a Get races with its own Purge).
+// Generations are random and created on first use; a generation key that goes
+// missing (deleted, evicted) is created anew, which purges rather than revives.
+//
+// Every sealed entry carries its expiry and its generations inside the seal, so that
+// someone who can write to Redis but holds no key cannot keep an entry past its TTL
+// (PERSIST) nor bring a purged entry back.
+//
+// Under Redis Cluster the generation keys share one hash tag (one slot), and entries
+// spread over every node by their HMAC names.
 type Redis struct {
-	client *redis.Client
+	client redis.UniversalClient
+	finder *primaryFinder
 	seal   *sealer
 	prefix string
 	mem    *Memory
@@ -106,6 +128,9 @@ type Redis struct {
 
 	degraded atomic.Bool
 	lastErr  atomic.Pointer[string] // why Redis was last found down; no secrets
+
+	primaries    atomic.Pointer[[]string] // last seen; nil before the first look
+	primaryMoves atomic.Uint64
 
 	genMu sync.RWMutex
 	gens  map[genID]genEntry
@@ -152,7 +177,7 @@ func NewRedis(cfg configs.Cache, opts RedisOptions) (*Redis, error) {
 		return nil, err
 	}
 	rc := cfg.Redis
-	if rc.Addr == "" {
+	if rc.Addr == "" && rc.Sentinel == nil && rc.Cluster == nil {
 		rc.Addr = DefaultRedisAddr
 	}
 	if rc.KeyPrefix == "" {
@@ -161,9 +186,14 @@ func NewRedis(cfg configs.Cache, opts RedisOptions) (*Redis, error) {
 	if rc.DB < 0 {
 		return nil, fmt.Errorf("cache: redis.db must be >= 0, got %d", rc.DB)
 	}
-	host, _, err := net.SplitHostPort(rc.Addr)
+	if topologyOf(rc) == TopologyStandalone {
+		if _, _, err := net.SplitHostPort(rc.Addr); err != nil {
+			return nil, fmt.Errorf("cache: redis.addr: %w", err)
+		}
+	}
+	tlsCfg, err := RedisTLS(rc)
 	if err != nil {
-		return nil, fmt.Errorf("cache: redis.addr: %w", err)
+		return nil, fmt.Errorf("cache: %w", err)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -184,30 +214,10 @@ func NewRedis(cfg configs.Cache, opts RedisOptions) (*Redis, error) {
 		opts.GenerationTTL = DefaultGenerationTTL
 	}
 
-	ro := &redis.Options{
-		Addr:     rc.Addr,
-		Username: rc.Username,
-		Password: rc.Password,
-		DB:       rc.DB,
-		// Short timeouts and no retries: a slow Redis must turn into a quick miss and
-		// degraded mode, never into a request that waits.
-		DialTimeout:           opts.OpTimeout,
-		DialerRetries:         1,
-		ReadTimeout:           opts.OpTimeout,
-		WriteTimeout:          opts.OpTimeout,
-		PoolTimeout:           opts.OpTimeout,
-		MaxRetries:            -1,
-		ContextTimeoutEnabled: true,
-		// Maintenance notifications are a Redis Enterprise feature; asking for them costs
-		// a round trip per connection for nothing.
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	}
-	if rc.TLS {
-		ro.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
-	}
-
+	client := newClient(rc, tlsCfg, opts.OpTimeout)
 	r := &Redis{
-		client: redis.NewClient(ro),
+		client: client,
+		finder: newPrimaryFinder(rc, client, tlsCfg, opts.OpTimeout),
 		seal:   s,
 		prefix: rc.KeyPrefix,
 		mem:    NewMemory(opts.FallbackEntries, opts.Now),
@@ -219,10 +229,13 @@ func NewRedis(cfg configs.Cache, opts RedisOptions) (*Redis, error) {
 		gens:   make(map[genID]genEntry),
 		done:   make(chan struct{}),
 	}
-	// A Redis that is down at start is not a configuration error: start degraded and let
-	// the prober bring it in.
+	// A Redis that is down at start, a wrong password or a user without rights is not a
+	// configuration error: start degraded, say why, and let the prober bring it in.
 	ctx, cancel := context.WithTimeout(context.Background(), opts.OpTimeout)
-	err = r.client.Ping(ctx).Err()
+	err = r.check(ctx)
+	if err == nil {
+		r.lookPrimaries(ctx)
+	}
 	cancel()
 	if err != nil {
 		r.markDown(err)
@@ -235,18 +248,26 @@ func NewRedis(cfg configs.Cache, opts RedisOptions) (*Redis, error) {
 // Degraded reports whether Redis is unreachable and the memory fallback is serving.
 func (r *Redis) Degraded() bool { return r.degraded.Load() }
 
-// Health reports whether Redis serves, with a short reason for /readyz. When not
-// degraded it PINGs Redis, so a failure is noticed even without traffic.
-func (r *Redis) Health(ctx context.Context) (ok bool, detail string) {
+// Health reports whether Redis serves, with a short reason, the topology and the
+// primaries for /readyz. When not degraded it writes a probe key, so that an outage, a
+// demoted primary (READONLY) or a user without rights (NOPERM) is noticed even without
+// traffic.
+func (r *Redis) Health(ctx context.Context) RedisHealth {
+	h := RedisHealth{Topology: r.finder.topology, Primaries: r.lastPrimaries()}
 	if !r.degraded.Load() {
 		octx, cancel := context.WithTimeout(ctx, r.opTO)
-		err := r.client.Ping(octx).Err()
+		err := r.check(octx)
+		if err == nil {
+			r.lookPrimaries(octx)
+		}
 		cancel()
 		if err == nil {
-			return true, "redis ok"
+			h.OK, h.Primaries, h.Detail = true, r.lastPrimaries(), "redis ok"
+			return h
 		}
 		if ctx.Err() != nil {
-			return false, "redis: health check cancelled"
+			h.Detail = "redis: health check cancelled"
+			return h
 		}
 		r.fail(ctx, err)
 	}
@@ -254,17 +275,48 @@ func (r *Redis) Health(ctx context.Context) (ok bool, detail string) {
 	if p := r.lastErr.Load(); p != nil {
 		why = *p
 	}
-	return false, "redis degraded, serving from memory: " + why
+	h.Degraded, h.Detail = true, "redis degraded, serving from memory: "+why
+	return h
+}
+
+// check writes the probe key: the cheapest call that needs a reachable, writable
+// primary and an ACL user allowed to write our keys.
+func (r *Redis) check(ctx context.Context) error {
+	return r.client.Set(ctx, r.prefix+genHashTag+"probe", "1", probeTTL).Err()
+}
+
+// lookPrimaries asks the topology which servers are the primaries now and counts a
+// change. A failed look keeps the last answer.
+func (r *Redis) lookPrimaries(ctx context.Context) {
+	p, err := r.finder.primaries(ctx)
+	if err != nil || len(p) == 0 {
+		return
+	}
+	old := r.primaries.Swap(&p)
+	if old != nil && !slices.Equal(*old, p) {
+		r.primaryMoves.Add(1)
+		r.log.Warn("cache: redis primaries changed", "topology", r.finder.topology, "was", strings.Join(*old, ","), "now", strings.Join(p, ","))
+	}
+}
+
+func (r *Redis) lastPrimaries() []string {
+	if p := r.primaries.Load(); p != nil {
+		return slices.Clone(*p)
+	}
+	return nil
 }
 
 // Stats returns a snapshot of the counters.
 func (r *Redis) Stats() RedisStats {
 	st := RedisStats{
-		Kinds:       make(map[Kind]KindStats, numKinds),
-		Errors:      r.errs.Load(),
-		Fallback:    r.fallback.Load(),
-		Transitions: r.flip.Load(),
-		Degraded:    r.degraded.Load(),
+		Kinds:        make(map[Kind]KindStats, numKinds),
+		Errors:       r.errs.Load(),
+		Fallback:     r.fallback.Load(),
+		Transitions:  r.flip.Load(),
+		Degraded:     r.degraded.Load(),
+		Topology:     r.finder.topology,
+		Primaries:    r.lastPrimaries(),
+		PrimaryMoves: r.primaryMoves.Load(),
 	}
 	for k := Kind(0); k < numKinds; k++ {
 		st.Kinds[k] = KindStats{Hits: r.hits[k].Load(), Misses: r.misses[k].Load()}
@@ -292,10 +344,11 @@ func (r *Redis) get(ctx context.Context, k Key) ([]byte, bool) {
 		r.fallback.Add(1)
 		return r.mem.Get(ctx, k)
 	}
-	name, ok := r.entryName(ctx, k)
+	g, ok := r.generations(ctx, k.Kind, provider(k.Group))
 	if !ok {
 		return nil, false
 	}
+	name := r.entryKey(k, g)
 	octx, cancel := context.WithTimeout(ctx, r.opTO)
 	b, err := r.client.Get(octx, name).Bytes()
 	cancel()
@@ -305,7 +358,7 @@ func (r *Redis) get(ctx context.Context, k Key) ([]byte, bool) {
 		}
 		return nil, false
 	}
-	return r.seal.open(name, b)
+	return r.seal.openEntry(name, b, r.now(), g)
 }
 
 // Set stores v under k for ttl (at most 7 days). A Set that Redis refuses lands in the
@@ -316,10 +369,12 @@ func (r *Redis) Set(ctx context.Context, k Key, v []byte, ttl time.Duration) {
 	}
 	ttl = min(max(ttl, time.Millisecond), maxEntryTTL)
 	if !r.degraded.Load() {
-		name, ok := r.entryName(ctx, k)
+		g, ok := r.generations(ctx, k.Kind, provider(k.Group))
 		if ok {
+			name := r.entryKey(k, g)
+			sealed := r.seal.sealEntry(name, r.now().Add(ttl), g, v)
 			octx, cancel := context.WithTimeout(ctx, r.opTO)
-			err := r.client.Do(octx, "set", name, r.seal.seal(name, v), "px", ttl.Milliseconds()).Err()
+			err := r.client.Do(octx, "set", name, sealed, "px", ttl.Milliseconds()).Err()
 			cancel()
 			if err == nil {
 				return
@@ -405,6 +460,7 @@ func (r *Redis) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.done)
 		r.wg.Wait()
+		r.finder.close()
 		err = r.client.Close()
 	})
 	return err
@@ -426,15 +482,22 @@ func (r *Redis) genName(id genID) string {
 	return r.seal.name(r.prefix, tag, id.kind, gens{}, id.provider, "")
 }
 
-// renew gives id a fresh random generation. Random rather than INCR: a generation key
-// that expires and is created again must never repeat an earlier number, or entries of
-// that earlier epoch would come back.
-func (r *Redis) renew(ctx context.Context, id genID) error {
+// newGen seals a fresh random generation for the key name. Random rather than INCR: a
+// generation key that is lost and created again must never repeat an earlier number,
+// or entries of that earlier epoch would come back.
+func (r *Redis) newGen(name string) []byte {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
+	return r.seal.seal(name, b[:])
+}
+
+// renew gives id a fresh random generation. Generation keys have no TTL: one that
+// expired would purge its scope for nothing (and one that is evicted or deleted does
+// just that, never worse).
+func (r *Redis) renew(ctx context.Context, id genID) error {
 	name := r.genName(id)
 	octx, cancel := context.WithTimeout(ctx, r.opTO)
-	err := r.client.Do(octx, "set", name, r.seal.seal(name, b[:]), "px", genKeyTTL.Milliseconds()).Err()
+	err := r.client.Set(octx, name, r.newGen(name), 0).Err()
 	cancel()
 	if err != nil {
 		return err
@@ -456,7 +519,11 @@ func (r *Redis) entryName(ctx context.Context, k Key) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return r.seal.name(r.prefix, tagEntry, k.Kind, g, k.Group, k.ID), true
+	return r.entryKey(k, g), true
+}
+
+func (r *Redis) entryKey(k Key, g gens) string {
+	return r.seal.name(r.prefix, tagEntry, k.Kind, g, k.Group, k.ID)
 }
 
 // generations returns the kind-wide and the provider's generation, reused for genTTL
@@ -471,14 +538,14 @@ func (r *Redis) generations(ctx context.Context, kind Kind, prov string) (gens, 
 		return e.g, true
 	}
 	kname, pname := r.genName(genID{kind: kind}), r.genName(id)
-	octx, cancel := context.WithTimeout(ctx, r.opTO)
-	vals, err := r.client.MGet(octx, kname, pname).Result()
-	cancel()
+	g, ok, err := r.readGens(ctx, kname, pname)
 	if err != nil {
 		r.fail(ctx, err)
 		return gens{}, false
 	}
-	g := gens{kind: r.genValue(kname, vals[0]), prov: r.genValue(pname, vals[1])}
+	if !ok {
+		return gens{}, false
+	}
 	if r.genTTL > 0 {
 		r.genMu.Lock()
 		if len(r.gens) >= maxGenCache {
@@ -490,20 +557,52 @@ func (r *Redis) generations(ctx context.Context, kind Kind, prov string) (gens, 
 	return g, true
 }
 
-// genValue decodes a stored generation; absent is 0. A value that does not open
-// (tampered) still yields a number, derived from its bytes, so that every replica
+// readGens reads the two generations in one MGET (one hash slot: genHashTag). One
+// that is missing, because nothing was purged yet or because the key was lost, is
+// created at random (SET NX, so that replicas racing to create it agree on one).
+// Not ok, without an error, when a generation vanished again in between: a miss.
+func (r *Redis) readGens(ctx context.Context, kname, pname string) (gens, bool, error) {
+	for attempt := 0; attempt < 2; attempt++ {
+		octx, cancel := context.WithTimeout(ctx, r.opTO)
+		vals, err := r.client.MGet(octx, kname, pname).Result()
+		cancel()
+		if err != nil {
+			return gens{}, false, err
+		}
+		kv, kok := r.genValue(kname, vals[0])
+		pv, pok := r.genValue(pname, vals[1])
+		if kok && pok {
+			return gens{kind: kv, prov: pv}, true, nil
+		}
+		for i, name := range []string{kname, pname} {
+			if vals[i] != nil {
+				continue
+			}
+			octx, cancel := context.WithTimeout(ctx, r.opTO)
+			err := r.client.SetNX(octx, name, r.newGen(name), 0).Err()
+			cancel()
+			if err != nil {
+				return gens{}, false, err
+			}
+		}
+	}
+	return gens{}, false, nil
+}
+
+// genValue decodes a stored generation; not ok when absent. A value that does not
+// open (tampered) still yields a number, derived from its bytes, so that every replica
 // agrees on it and it differs from every real generation: entries go missing rather
 // than purged ones coming back.
-func (r *Redis) genValue(name string, v any) uint64 {
+func (r *Redis) genValue(name string, v any) (uint64, bool) {
 	s, ok := v.(string)
 	if !ok {
-		return 0
+		return 0, false
 	}
 	if b, ok := r.seal.open(name, []byte(s)); ok && len(b) == 8 {
-		return binary.BigEndian.Uint64(b)
+		return binary.BigEndian.Uint64(b), true
 	}
 	sum := sha256.Sum256([]byte(s))
-	return binary.BigEndian.Uint64(sum[:8])
+	return binary.BigEndian.Uint64(sum[:8]), true
 }
 
 // fail records a failed Redis call. A call cut short by the caller's own context says
@@ -527,7 +626,7 @@ func (r *Redis) markDown(err error) {
 	// deleted or purged in Redis since.
 	r.resetMemory()
 	r.flip.Add(1)
-	r.log.Warn("cache: redis unreachable, serving from memory", "error", msg)
+	r.log.Warn("cache: redis unreachable or refusing us, serving from memory", "topology", r.finder.topology, "error", msg)
 	if r.notify != nil {
 		r.notify(true)
 	}
@@ -540,8 +639,8 @@ func (r *Redis) resetMemory() {
 	}
 }
 
-// probe PINGs Redis while degraded and brings it back once it answers and the purges
-// made meanwhile are replayed.
+// probe checks Redis while degraded and brings it back once it answers and the purges
+// made meanwhile are replayed; while Redis serves, it follows the primaries.
 func (r *Redis) probe(every time.Duration) {
 	defer r.wg.Done()
 	t := time.NewTicker(every)
@@ -552,11 +651,17 @@ func (r *Redis) probe(every time.Duration) {
 			return
 		case <-t.C:
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), r.opTO)
 		if !r.degraded.Load() {
+			// Keep /readyz and the metrics current through a failover.
+			r.lookPrimaries(ctx)
+			cancel()
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), r.opTO)
-		err := r.client.Ping(ctx).Err()
+		err := r.check(ctx)
+		if err == nil {
+			r.lookPrimaries(ctx)
+		}
 		cancel()
 		if err != nil {
 			msg := err.Error()

@@ -14,13 +14,15 @@ import (
 	"hash"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/idbridge/idbridge/configs"
 )
 
-// sealVersion is the first byte of every sealed value, so that a future change of
-// format reads old values as misses rather than garbage.
-const sealVersion = 1
+// sealVersion is the first byte of every sealed value, so that a change of format
+// reads old values as misses rather than garbage. Version 2 put the expiry and the
+// generations inside the sealed entries (version 1 values read as misses).
+const sealVersion = 2
 
 // keyLen is the size of cache.encryption_key: AES-256.
 const keyLen = 32
@@ -98,6 +100,37 @@ func (s *sealer) open(redisKey string, b []byte) ([]byte, bool) {
 	return v, true
 }
 
+// entryHeader is the sealed prefix of an entry's plaintext: its expiry (Unix ms) and
+// the kind-wide and provider generations it was written under. Redis' own TTL is only
+// housekeeping: someone who can write to Redis but holds no key can PERSIST an entry,
+// but cannot change the expiry sealed inside it.
+const entryHeader = 8 + 8 + 8
+
+// sealEntry seals an entry's value with its expiry and generations.
+func (s *sealer) sealEntry(redisKey string, expires time.Time, g gens, v []byte) []byte {
+	b := make([]byte, entryHeader, entryHeader+len(v))
+	binary.BigEndian.PutUint64(b[0:], uint64(expires.UnixMilli()))
+	binary.BigEndian.PutUint64(b[8:], g.kind)
+	binary.BigEndian.PutUint64(b[16:], g.prov)
+	return s.seal(redisKey, append(b, v...))
+}
+
+// openEntry reverses sealEntry and refuses a value that does not authenticate, whose
+// sealed expiry is not after now, or that was written under other generations than g.
+func (s *sealer) openEntry(redisKey string, b []byte, now time.Time, g gens) ([]byte, bool) {
+	p, ok := s.open(redisKey, b)
+	if !ok || len(p) < entryHeader {
+		return nil, false
+	}
+	if int64(binary.BigEndian.Uint64(p[0:])) <= now.UnixMilli() {
+		return nil, false
+	}
+	if binary.BigEndian.Uint64(p[8:]) != g.kind || binary.BigEndian.Uint64(p[16:]) != g.prov {
+		return nil, false
+	}
+	return p[entryHeader:], true
+}
+
 // Name tags keep the entry and generation namespaces of the HMAC apart.
 const (
 	tagEntry   = 'e'
@@ -105,8 +138,16 @@ const (
 	tagProvGen = 'p'
 )
 
-// name returns prefix + base64url(HMAC(tag | kind | gens | len(group) | group | id)).
-// Lengths are encoded so that no two distinct (group, id) pairs hash the same input.
+// genHashTag puts every generation key in one Redis Cluster hash slot, so that the one
+// command that reads two keys (MGET of the kind-wide and the provider's generation)
+// never spans slots. Entries carry no tag: their HMAC names spread over every node.
+// The tag follows the prefix, so that an ACL user limited to the prefix (~idbridge:*)
+// can still reach the generations.
+const genHashTag = "{gen}"
+
+// name returns prefix + base64url(HMAC(tag | kind | gens | len(group) | group | id)),
+// with genHashTag after the prefix for generation keys. Lengths are encoded so that
+// no two distinct (group, id) pairs hash the same input.
 func (s *sealer) name(prefix string, tag byte, kind Kind, g gens, group, id string) string {
 	h := s.macs.Get().(hash.Hash)
 	h.Reset()
@@ -125,5 +166,8 @@ func (s *sealer) name(prefix string, tag byte, kind Kind, g gens, group, id stri
 	enc := base64.RawURLEncoding
 	n = enc.EncodedLen(len(mac))
 	enc.Encode(out[:n], mac)
+	if tag != tagEntry {
+		return prefix + genHashTag + string(out[:n])
+	}
 	return prefix + string(out[:n])
 }

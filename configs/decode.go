@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,22 +29,26 @@ func DecodeStrict(file, path string, node *yaml.Node, out any) Errors {
 	return d.errs
 }
 
-// Decode decodes the provider's own keys into out, strictly. Its errors show a value
-// that came from a reference as that reference, never as the resolved value.
-func (s *ProviderSection) Decode(out any) Errors {
+// Decode decodes the section's keys into out, strictly. Its errors show a value that
+// came from a reference as that reference, never as the resolved value, and never show
+// the value of a secret key.
+func (s *Section) Decode(out any) Errors {
 	d := newDecoder(s.File, nil)
-	d.refs = s.refs
+	d.refs, d.secrets = s.refs, s.secrets
 	d.decodeInto(s.Path, s.Node, out)
 	return d.errs
 }
 
 // Errorf builds an error located at key inside the section (at the section itself when
-// the key is absent).
-func (s *ProviderSection) Errorf(key, format string, args ...any) *Error {
+// the key is absent). key may be a dotted path below the section (scope.items[0]); the
+// line is that of its first key found in the section.
+func (s *Section) Errorf(key, format string, args ...any) *Error {
 	line := s.Line
-	if s.Node != nil {
+	if s.Node != nil && s.Node.Kind == yaml.MappingNode {
+		first, _, _ := strings.Cut(key, ".")
+		first, _, _ = strings.Cut(first, "[")
 		for i := 0; i+1 < len(s.Node.Content); i += 2 {
-			if s.Node.Content[i].Value == key {
+			if s.Node.Content[i].Value == first {
 				line = s.Node.Content[i].Line
 			}
 		}
@@ -53,6 +58,67 @@ func (s *ProviderSection) Errorf(key, format string, args ...any) *Error {
 		p += "." + key
 	}
 	return &Error{File: s.File, Line: line, Path: p, Msg: sprintf(format, args...)}
+}
+
+// Warnf is Errorf for advice that does not make the file invalid.
+func (s *Section) Warnf(key, format string, args ...any) *Error {
+	e := s.Errorf(key, format, args...)
+	e.Warning = true
+	return e
+}
+
+// Shown quotes a value of the section for an error message: a secret key's value, or a
+// value that came from a reference, is never shown.
+func (s *Section) Shown(key, value string) string {
+	return showValue(s.refs, s.secrets, joinPath(s.Path, key), value)
+}
+
+// Decode decodes the provider's own keys into out, strictly (see Section.Decode).
+func (s *ProviderSection) Decode(out any) Errors { return s.section().Decode(out) }
+
+// Errorf builds an error located at key inside the provider's section.
+func (s *ProviderSection) Errorf(key, format string, args ...any) *Error {
+	e := s.section().Errorf(key, format, args...)
+	if l, ok := s.sharedLines[key]; ok {
+		e.Line = l
+	}
+	return e
+}
+
+func (s *ProviderSection) section() *Section {
+	return &Section{File: s.File, Path: s.Path, Line: s.Line, Node: s.Node, refs: s.refs, secrets: s.secrets}
+}
+
+// Split separates the keys of the enrichment steps (lookup, userinfo, rest: whatever
+// the registry names) from the provider's own keys. It returns a copy of the section
+// without them, and one section per step present, in the order of keys. s is unchanged.
+func (s *ProviderSection) Split(keys []string) (*ProviderSection, []*Section) {
+	own := *s
+	var steps []*Section
+	if s.Node == nil {
+		return &own, nil
+	}
+	node := *s.Node
+	node.Content = nil
+	found := map[string]*Section{}
+	for i := 0; i+1 < len(s.Node.Content); i += 2 {
+		k, v := s.Node.Content[i], s.Node.Content[i+1]
+		if !slices.Contains(keys, k.Value) {
+			node.Content = append(node.Content, k, v)
+			continue
+		}
+		if v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
+		}
+		found[k.Value] = &Section{Name: k.Value, File: s.File, Path: joinPath(s.Path, k.Value), Line: k.Line, Node: v, refs: s.refs, secrets: s.secrets}
+	}
+	own.Node = &node
+	for _, k := range keys {
+		if sec := found[k]; sec != nil {
+			steps = append(steps, sec)
+		}
+	}
+	return &own, steps
 }
 
 // Limits that keep a hostile or broken file (an alias that contains itself, a "billion
@@ -71,9 +137,11 @@ type decoder struct {
 	lines map[string]int
 	// refs maps the paths whose value came from a ${env:} or ${file:} reference to the
 	// reference text, so that errors show the reference rather than the value.
-	refs  map[string]string
-	nodes int // nodes visited, bounded by maxNodes
-	depth int
+	refs map[string]string
+	// secrets are the secret key names, whose values are never shown.
+	secrets secretSet
+	nodes   int // nodes visited, bounded by maxNodes
+	depth   int
 	// merging holds the mappings whose merge keys are being expanded, to refuse a
 	// mapping that merges itself.
 	merging map[*yaml.Node]bool
@@ -566,17 +634,20 @@ func kindName(n *yaml.Node) string {
 }
 
 // shown quotes a value for an error message: see showValue.
-func (d *decoder) shown(path, value string) string { return showValue(d.refs, path, value) }
+func (d *decoder) shown(path, value string) string { return showValue(d.refs, d.secrets, path, value) }
 
 // showValue quotes a value for an error message, unless it may be a secret: the value
 // of a secret key is never shown, and a value that came from a reference is shown as
 // the reference that produced it (an environment variable may hold a secret whatever
 // the key it is used in).
-func showValue(refs map[string]string, path, value string) string {
+func showValue(refs map[string]string, secrets secretSet, path, value string) string {
 	if ref, ok := refs[path]; ok {
 		return fmt.Sprintf("%s (resolved value not shown)", strconv.Quote(ref))
 	}
-	if isSecretKey(lastKey(path)) {
+	if secrets == nil {
+		secrets = newSecretSet(nil)
+	}
+	if secrets.has(lastKey(path)) {
 		return "(secret value not shown)"
 	}
 	if len(value) > 60 {

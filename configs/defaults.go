@@ -39,28 +39,10 @@ func setDefaults(c *Config) {
 
 	setStr(&c.Cache.Backend, "memory")
 	setInt(&c.Cache.MaxEntries, 100000)
-	setStr(&c.Cache.Redis.Addr, "127.0.0.1:6379")
+	if c.Cache.Redis.Sentinel == nil && c.Cache.Redis.Cluster == nil {
+		setStr(&c.Cache.Redis.Addr, "127.0.0.1:6379")
+	}
 	setStr(&c.Cache.Redis.KeyPrefix, "idbridge:")
-
-	for _, d := range c.Directories {
-		if d == nil {
-			continue
-		}
-		setStr(&d.Scope, "sub")
-		setInt(&d.PoolSize, 8)
-		setDur(&d.Timeout, 5*time.Second)
-		setInt(&d.SizeLimit, 2)
-		setDur(&d.TimeLimit, 5*time.Second)
-	}
-
-	for _, p := range c.Providers {
-		if p.Lookup != nil {
-			setLookup(p.Lookup)
-		}
-		if p.Userinfo != nil {
-			setUserinfo(p.Userinfo)
-		}
-	}
 
 	setStr(&c.Response.EmailField, "email")
 
@@ -82,23 +64,6 @@ func setDefaults(c *Config) {
 		setDur(&a.TTL, 5*time.Minute)
 		setDur(&a.PublishAhead, 10*time.Minute)
 		setStr(&a.JWKSPath, DefaultJWKSPath)
-	}
-}
-
-func setLookup(l *Lookup) {
-	setStr(&l.Into, "directory")
-	if l.Required == nil {
-		t := true
-		l.Required = &t
-	}
-	setDur(&l.CacheTTL, 5*time.Minute)
-}
-
-func setUserinfo(u *Userinfo) {
-	setStr(&u.Into, "userinfo")
-	if u.WhenMissing == nil { // an explicit "" means: always call
-		e := "email"
-		u.WhenMissing = &e
 	}
 }
 

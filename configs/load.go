@@ -20,12 +20,15 @@ import (
 
 // Load reads and parses the configuration file at path. ${env:} references are resolved
 // from the process environment, and relative ${file:} paths from path's folder.
-func Load(path string) (*Config, Errors) {
+//
+// secretKeys are the secret key names the packages owning the other sections declare
+// (the registry collects them); the shared sections' own are always secret.
+func Load(path string, secretKeys ...string) (*Config, Errors) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the configuration: %v", unwrapPathError(err))}}
 	}
-	return Parse(path, data, os.LookupEnv)
+	return Parse(path, data, os.LookupEnv, secretKeys...)
 }
 
 // Parse parses a configuration. file names it in errors and is the base of relative
@@ -35,11 +38,15 @@ func Load(path string) (*Config, Errors) {
 // configuration is valid when errs.Fatal() is empty. The Config is returned whenever the
 // YAML itself could be read, even with errors, so that a checker can go on to decode the
 // provider sections and report their errors together with these.
-func Parse(file string, data []byte, lookupEnv func(string) (string, bool)) (*Config, Errors) {
-	return parse(file, data, lookupEnv, os.ReadFile)
+//
+// Parse has no side effect beyond reading the files that ${file:} references name: the
+// sections other packages own (providers, steps, directories) are only located here.
+func Parse(file string, data []byte, lookupEnv func(string) (string, bool), secretKeys ...string) (*Config, Errors) {
+	return parse(file, data, lookupEnv, os.ReadFile, secretKeys...)
 }
 
-func parse(file string, data []byte, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) (*Config, Errors) {
+func parse(file string, data []byte, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error), secretKeys ...string) (*Config, Errors) {
+	secrets := newSecretSet(secretKeys)
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
@@ -55,21 +62,25 @@ func parse(file string, data []byte, lookupEnv func(string) (string, bool), read
 		return nil, Errors{{File: file, Line: top.Line, Msg: "the configuration must be a mapping of keys (server:, providers:, mapping:, …)"}}
 	}
 
-	res := &resolver{file: file, dir: filepath.Dir(file), lookupEnv: lookupEnv, readFile: readFile}
+	res := &resolver{file: file, dir: filepath.Dir(file), lookupEnv: lookupEnv, readFile: readFile, secrets: secrets}
 	res.walk("", "", top, 0)
 
 	lines := map[string]int{"": top.Line}
 	d := newDecoder(file, lines)
-	d.refs = res.refs
-	cfg := &Config{File: file}
+	d.refs, d.secrets = res.refs, secrets
+	cfg := &Config{File: file, resolved: res.resolved}
 
 	// Everything but providers: decodes into Config; providers: is built by hand, since
 	// each section keeps its own keys as a node.
 	rest := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: top.Line, Column: top.Column}
-	var provKey, provNode *yaml.Node
+	var provKey, provNode, dirKey, dirNode *yaml.Node
 	for _, p := range d.pairs("", top, 0) {
-		if p.key.Value == "providers" {
+		switch p.key.Value {
+		case "providers":
 			provKey, provNode = p.key, p.val
+			continue
+		case "directories":
+			dirKey, dirNode = p.key, p.val
 			continue
 		}
 		rest.Content = append(rest.Content, p.key, p.val)
@@ -79,15 +90,51 @@ func parse(file string, data []byte, lookupEnv func(string) (string, bool), read
 		lines["providers"] = provKey.Line
 		cfg.Providers = d.providers(provKey, provNode)
 	}
+	if dirKey != nil {
+		lines["directories"] = dirKey.Line
+		cfg.Directories = d.sections("directories", dirNode)
+	}
 
 	setDefaults(cfg)
-	v := &validator{file: file, lines: lines, root: top.Line, skip: res.failed, refs: res.refs}
+	v := &validator{file: file, lines: lines, root: top.Line, skip: res.failed, refs: res.refs, secrets: secrets}
 	v.config(cfg, provKey != nil)
 
 	errs := append(res.errs, d.errs...)
 	errs = append(errs, v.errs...)
 	sortErrors(errs)
-	return cfg, errs
+	for _, e := range errs.Fatal() {
+		cfg.reported = append(cfg.reported, e.Path)
+	}
+	cfg.unresolved = res.failed
+	return cfg, cfg.Redact(errs)
+}
+
+// Reported tells whether configs reported a fatal error at path or below it (a typo in
+// a mapping's when:, a spotnana key it checks). The package that owns the next rule
+// about that section does not judge it again: the fault is reported once, by its owner.
+func (c *Config) Reported(path string) bool {
+	for _, p := range c.reported {
+		if below(p, path) {
+			return true
+		}
+	}
+	return false
+}
+
+// Unresolved tells whether a ${env:} or ${file:} reference at path or below it failed
+// (and was reported): the value there is the reference's text, not a value to judge.
+func (c *Config) Unresolved(path string) bool {
+	for p := range c.unresolved {
+		if below(p, path) {
+			return true
+		}
+	}
+	return false
+}
+
+// below reports whether key path p is path itself or inside it.
+func below(p, path string) bool {
+	return p == path || strings.HasPrefix(p, path+".") || strings.HasPrefix(p, path+"[")
 }
 
 // parseYAML reads one YAML document into a node tree. A panic inside the YAML library (a
@@ -131,7 +178,7 @@ func yamlError(file string, err error) *Error {
 }
 
 // sharedKeys are the provider keys configs decodes itself; the rest belong to the type.
-var sharedKeys = []string{"name", "type", "mapping", "lookup", "userinfo"}
+var sharedKeys = []string{"name", "type", "mapping"}
 
 // providers builds the provider sections from the providers: list.
 func (d *decoder) providers(key, n *yaml.Node) []*ProviderSection {
@@ -167,6 +214,10 @@ func (d *decoder) providers(key, n *yaml.Node) []*ProviderSection {
 			kp := joinPath(path, p.key.Value)
 			if slices.Contains(sharedKeys, p.key.Value) {
 				d.record(kp, p.key.Line)
+				if sec.sharedLines == nil {
+					sec.sharedLines = map[string]int{}
+				}
+				sec.sharedLines[p.key.Value] = p.key.Line
 			}
 			switch p.key.Value {
 			case "name":
@@ -175,24 +226,54 @@ func (d *decoder) providers(key, n *yaml.Node) []*ProviderSection {
 				d.decode(kp, p.key.Line, p.val, reflect.ValueOf(&sec.Type).Elem())
 			case "mapping":
 				d.decode(kp, p.key.Line, p.val, reflect.ValueOf(&sec.Mapping).Elem())
-			case "lookup":
-				d.decode(kp, p.key.Line, p.val, reflect.ValueOf(&sec.Lookup).Elem())
-			case "userinfo":
-				d.decode(kp, p.key.Line, p.val, reflect.ValueOf(&sec.Userinfo).Elem())
 			default:
 				sec.Node.Content = append(sec.Node.Content, p.key, p.val)
 			}
 		}
 		sec.Fingerprint = fingerprint(pairs)
-		for p, ref := range d.refs {
-			if strings.HasPrefix(p, path+".") {
-				if sec.refs == nil {
-					sec.refs = map[string]string{}
-				}
-				sec.refs[p] = ref
-			}
-		}
+		sec.refs, sec.secrets = d.refsBelow(path), d.secrets
 		out = append(out, sec)
+	}
+	return out
+}
+
+// refsBelow returns the references recorded below path.
+func (d *decoder) refsBelow(path string) map[string]string {
+	var out map[string]string
+	for p, ref := range d.refs {
+		if strings.HasPrefix(p, path+".") || strings.HasPrefix(p, path+"[") {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[p] = ref
+		}
+	}
+	return out
+}
+
+// sections builds the sections of a mapping whose values another package decodes
+// (directories:), in file order.
+func (d *decoder) sections(key string, n *yaml.Node) []*Section {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n.Line, key, "expected a mapping of names, got %s", kindName(n))
+		return nil
+	}
+	var out []*Section
+	for _, p := range d.pairs(key, n, 0) {
+		path := joinPath(key, p.key.Value)
+		d.record(path, p.key.Line)
+		val := p.val
+		if val.Kind == yaml.AliasNode && val.Alias != nil {
+			val = val.Alias
+		}
+		out = append(out, &Section{Name: p.key.Value, File: d.file, Path: path, Line: p.key.Line, Node: val,
+			refs: d.refsBelow(path), secrets: d.secrets})
 	}
 	return out
 }

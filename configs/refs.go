@@ -2,26 +2,43 @@ package configs
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 )
 
-// secretKeys are the keys whose values are secrets: only they may take ${file:}, and
-// their values never appear in an error message. They are secret wherever they appear,
-// including inside a provider's own section.
-var secretKeys = map[string]bool{
-	"password":         true,
-	"bind_password":    true,
-	"client_secret":    true,
-	"client_key_file":  true,
-	"private_key_file": true,
-	"encryption_key":   true,
+// sharedSecretKeys are the secret keys of the sections configs owns (outbound, cache,
+// spotnana). The packages that own the other sections (providers, enrichment steps,
+// directories) declare theirs in their registration, and the caller passes them to
+// Parse. A secret key may take ${file:}, and its value never appears in an error
+// message. A key is secret wherever it appears: a name is never secret in one section
+// and shown in another.
+var sharedSecretKeys = []string{"client_key_file", "password", "client_secret", "encryption_key"}
+
+// secretSet is the set of secret key names in force for one file.
+type secretSet map[string]bool
+
+func newSecretSet(extra []string) secretSet {
+	s := secretSet{}
+	for _, k := range sharedSecretKeys {
+		s[k] = true
+	}
+	for _, k := range extra {
+		s[k] = true
+	}
+	return s
 }
 
-func isSecretKey(key string) bool { return secretKeys[key] }
+func (s secretSet) has(key string) bool { return s[key] }
+
+// list names the secret keys, sorted, for an error message.
+func (s secretSet) list() string {
+	return strings.Join(slices.Sorted(maps.Keys(s)), ", ")
+}
 
 // resolver replaces ${env:NAME} and ${file:PATH} references in the node tree, in place,
 // before anything is decoded, so that provider sections reach their packages resolved.
@@ -29,6 +46,7 @@ type resolver struct {
 	file      string
 	dir       string // base of relative ${file:} paths
 	lookupEnv func(string) (string, bool)
+	secrets   secretSet
 	readFile  func(string) ([]byte, error)
 	errs      Errors
 	// failed holds the paths whose references could not be resolved: validation stays
@@ -36,7 +54,12 @@ type resolver struct {
 	failed map[string]bool
 	// refs maps each path whose value was replaced to the text written in the file.
 	refs map[string]string
+	// resolved is every reference replaced, with the value it brought in.
+	resolved []resolvedRef
 }
+
+// resolvedRef is one reference and the value it was replaced with.
+type resolvedRef struct{ ref, value string }
 
 func (r *resolver) errorf(line int, path, format string, args ...any) {
 	r.errs = append(r.errs, &Error{File: r.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
@@ -66,7 +89,7 @@ func (r *resolver) walk(path, key string, n *yaml.Node, depth int) {
 		if n.ShortTag() != "!!str" || !strings.Contains(n.Value, "${") {
 			return
 		}
-		secret := isSecretKey(key)
+		secret := r.secrets.has(key)
 		v, ok := r.expand(path, n.Line, n.Value, secret)
 		if !ok {
 			if r.failed == nil {
@@ -130,10 +153,11 @@ func (r *resolver) expand(path string, line int, s string, secret bool) (string,
 				ok = false
 				continue
 			}
+			r.resolved = append(r.resolved, resolvedRef{ref: "${" + ref + "}", value: v})
 			b.WriteString(v)
 		case "file":
 			if !secret {
-				r.errorf(line, path, "${file:} is allowed only in secret keys (%s)", secretKeyList())
+				r.errorf(line, path, "${file:} is allowed only in secret keys (%s)", r.secrets.list())
 				ok = false
 				continue
 			}
@@ -153,7 +177,9 @@ func (r *resolver) expand(path string, line int, s string, secret bool) (string,
 				ok = false
 				continue
 			}
-			b.WriteString(strings.TrimRight(string(data), "\r\n"))
+			v := strings.TrimRight(string(data), "\r\n")
+			r.resolved = append(r.resolved, resolvedRef{ref: "${" + ref + "}", value: v})
+			b.WriteString(v)
 		default:
 			shownKind := shortRef(kind)
 			if secret {
@@ -180,6 +206,34 @@ func shortRef(s string) string {
 	return s
 }
 
-func secretKeyList() string {
-	return "password, bind_password, client_secret, client_key_file, private_key_file, encryption_key"
+// Redact returns errs with every value that a reference brought into the configuration
+// replaced, in each message, by the reference itself: an error from any part (a regex
+// that does not compile quotes its text, a provider quotes a URL) must never print what
+// an ${env:} or ${file:} held, which may be a secret whatever the key. Longer values are
+// replaced first, so that one value inside another is not half shown. errs is changed in
+// place and returned.
+func (c *Config) Redact(errs Errors) Errors {
+	if c == nil || len(c.resolved) == 0 {
+		return errs
+	}
+	refs := slices.Clone(c.resolved)
+	slices.SortStableFunc(refs, func(a, b resolvedRef) int { return len(b.value) - len(a.value) })
+	var pairs []string
+	for _, r := range refs {
+		if r.value != "" {
+			pairs = append(pairs, r.value, r.ref)
+		}
+	}
+	if len(pairs) == 0 {
+		return errs
+	}
+	rep := strings.NewReplacer(pairs...)
+	for i, e := range errs {
+		if m := rep.Replace(e.Msg); m != e.Msg {
+			cp := *e
+			cp.Msg = m
+			errs[i] = &cp
+		}
+	}
+	return errs
 }

@@ -12,11 +12,13 @@ type Config struct {
 	// File is the path the config was loaded from (not a YAML key).
 	File string `yaml:"-"`
 
-	Server      Server                `yaml:"server"`
-	Log         Log                   `yaml:"log"`
-	Outbound    Outbound              `yaml:"outbound"`
-	Cache       Cache                 `yaml:"cache"`
-	Directories map[string]*Directory `yaml:"directories"`
+	Server   Server   `yaml:"server"`
+	Log      Log      `yaml:"log"`
+	Outbound Outbound `yaml:"outbound"`
+	Cache    Cache    `yaml:"cache"`
+	// Directories are the LDAP connections under `directories:`, in file order; each is
+	// decoded and checked by the package the registry names for them (providers/ldap).
+	Directories []*Section `yaml:"-"`
 	// Providers are tried in order; at least one is required. Each provider's own keys
 	// stay a yaml.Node for its package to decode.
 	Providers []*ProviderSection `yaml:"-"`
@@ -24,6 +26,13 @@ type Config struct {
 	Mapping  Mapping   `yaml:"mapping"`
 	Response Response  `yaml:"response"`
 	Spotnana *Spotnana `yaml:"spotnana"` // nil: the exchange route is off
+
+	// reported are the key paths configs reported a fatal error at; unresolved those
+	// whose reference failed. See Reported and Unresolved.
+	reported   []string
+	unresolved map[string]bool
+	// resolved is every ${env:}/${file:} reference with its value, for Redact.
+	resolved []resolvedRef
 }
 
 // Server is the `server:` section.
@@ -41,6 +50,9 @@ type Server struct {
 	TrustedProxies    []string      `yaml:"trusted_proxies"`     // default none
 	AllowedClients    []string      `yaml:"allowed_clients"`     // default any (user-detail only)
 	RateLimit         RateLimit     `yaml:"rate_limit"`          // default off
+	// Playground serves the mapping playground at GET /playground on the admin listener.
+	// Default: on while admin_listen is a loopback address, off otherwise.
+	Playground *bool `yaml:"playground"`
 }
 
 // TLS names the main listener's certificate and key; both empty means plain HTTP.
@@ -76,32 +88,52 @@ type Cache struct {
 	EncryptionKey string `yaml:"encryption_key"` // secret; 32 bytes hex or base64; required with redis
 }
 
-// Redis is the `cache.redis:` section.
+// Redis is the `cache.redis:` section. Exactly one topology: addr (one standalone
+// Redis), sentinel (a primary and its replicas watched by Redis Sentinel) or cluster
+// (Redis Cluster, which managed services in cluster mode also are).
 type Redis struct {
-	Addr      string `yaml:"addr"`       // default 127.0.0.1:6379
-	Username  string `yaml:"username"`   // default ""
-	Password  string `yaml:"password"`   // secret; default ""
-	DB        int    `yaml:"db"`         // default 0
-	TLS       bool   `yaml:"tls"`        // default false
-	KeyPrefix string `yaml:"key_prefix"` // default "idbridge:"
+	Addr           string         `yaml:"addr"`             // default 127.0.0.1:6379 when neither sentinel nor cluster is given
+	Sentinel       *RedisSentinel `yaml:"sentinel"`         // default none
+	Cluster        *RedisCluster  `yaml:"cluster"`          // default none
+	Username       string         `yaml:"username"`         // default "": the default user (or a password-only AUTH)
+	Password       string         `yaml:"password"`         // secret; default ""
+	DB             int            `yaml:"db"`               // default 0; must be 0 with cluster
+	TLS            bool           `yaml:"tls"`              // default false
+	CAFile         string         `yaml:"ca_file"`          // default "": system roots; needs tls
+	ServerName     string         `yaml:"server_name"`      // default "": the host of each address; needs tls
+	ClientCertFile string         `yaml:"client_cert_file"` // default "": none; needs tls
+	ClientKeyFile  string         `yaml:"client_key_file"`  // secret; with client_cert_file
+	KeyPrefix      string         `yaml:"key_prefix"`       // default "idbridge:"
 }
 
-// Directory is one LDAP connection under `directories:`.
-type Directory struct {
-	Name               string        `yaml:"-"`
-	Line               int           `yaml:"-"`
-	URL                string        `yaml:"url"`                  // required; ldap:// or ldaps://
-	StartTLS           bool          `yaml:"start_tls"`            // default false
-	CAFile             string        `yaml:"ca_file"`              // default "": system roots
-	InsecureSkipVerify bool          `yaml:"insecure_skip_verify"` // default false
-	BindDN             string        `yaml:"bind_dn"`              // default "": anonymous
-	BindPassword       string        `yaml:"bind_password"`        // secret
-	BaseDN             string        `yaml:"base_dn"`              // required
-	Scope              string        `yaml:"scope"`                // default sub; base | one | sub
-	PoolSize           int           `yaml:"pool_size"`            // default 8
-	Timeout            time.Duration `yaml:"timeout"`              // default 5s
-	SizeLimit          int           `yaml:"size_limit"`           // default 2
-	TimeLimit          time.Duration `yaml:"time_limit"`           // default 5s
+// RedisSentinel names a primary watched by Redis Sentinel (`cache.redis.sentinel:`).
+type RedisSentinel struct {
+	MasterName string   `yaml:"master_name"` // required; the name in the sentinels' `sentinel monitor`
+	Addrs      []string `yaml:"addrs"`       // required; host:port of the sentinels
+	Username   string   `yaml:"username"`    // default "": the sentinels' own ACL user
+	Password   string   `yaml:"password"`    // secret; default "": the sentinels' own password
+}
+
+// RedisCluster lists seed nodes of a Redis Cluster (`cache.redis.cluster:`).
+type RedisCluster struct {
+	Addrs []string `yaml:"addrs"` // required; host:port of one or more nodes (a managed service's configuration endpoint)
+}
+
+// Section is a part of the file that another package decodes and checks itself: a
+// directory under `directories:`, an enrichment step of a provider (lookup:, userinfo:,
+// rest:). Decode it with Decode, report with Errorf: errors carry FILE:LINE: key.path.
+type Section struct {
+	// Name is the section's key (the directory's name, the step's key).
+	Name string
+	// File, Path ("directories.corp", "providers[0].lookup") and Line locate it.
+	File string
+	Path string
+	Line int
+	// Node is the section's value, with references already resolved.
+	Node *yaml.Node
+
+	refs    map[string]string
+	secrets secretSet
 }
 
 // ProviderSection is one entry of `providers:`. The keys every provider type shares are
@@ -113,42 +145,21 @@ type ProviderSection struct {
 	File string
 	Path string
 	Line int
-	// Node is the provider's mapping node without the shared keys (name, type, mapping,
-	// lookup, userinfo), with references already resolved.
+	// Node is the provider's mapping node without the shared keys (name, type,
+	// mapping), with references already resolved. Enrichment steps (lookup:, …) are
+	// still in it: Split takes them out.
 	Node *yaml.Node
 	// Mapping overrides the top-level mapping for this provider; nil: use the top level.
 	Mapping *Mapping
-	// Lookup and Userinfo are optional enrichment steps; nil when absent.
-	Lookup   *Lookup
-	Userinfo *Userinfo
-	// Fingerprint is a hex digest of the section's resolved content.
+	// Fingerprint is a hex digest of the section's resolved content, steps included.
 	Fingerprint string
 
 	// refs maps the paths of values that came from references to the reference text,
 	// so that Decode never shows a resolved value in an error.
-	refs map[string]string
-}
-
-// Lookup enriches an identity from a directory (`lookup:` in a provider).
-type Lookup struct {
-	Line       int           `yaml:"-"`
-	Directory  string        `yaml:"directory"`  // required; a name under directories
-	Filter     string        `yaml:"filter"`     // required; {{gjson path}} placeholders, RFC 4515-escaped
-	Attributes []string      `yaml:"attributes"` // default: all user attributes
-	Into       string        `yaml:"into"`       // default directory
-	Required   *bool         `yaml:"required"`   // default true: no entry, or two → 403
-	CacheTTL   time.Duration `yaml:"cache_ttl"`  // default 5m
-}
-
-// Userinfo enriches an identity with the OIDC userinfo answer (`userinfo:` in a provider).
-type Userinfo struct {
-	Line        int     `yaml:"-"`
-	Endpoint    string  `yaml:"endpoint"`     // default: from discovery
-	Into        string  `yaml:"into"`         // default userinfo
-	WhenMissing *string `yaml:"when_missing"` // default email; "" = always
-	// SubjectClaim names the document claim that must equal the answer's sub (OIDC Core
-	// §5.3.2); default sub. Okta access tokens need uid.
-	SubjectClaim string `yaml:"subject_claim"`
+	refs    map[string]string
+	secrets secretSet
+	// sharedLines are the lines of the shared keys (name, type, mapping).
+	sharedLines map[string]int
 }
 
 // Mapping is the `mapping:` section (top level, or a provider's override).
@@ -157,6 +168,7 @@ type Mapping struct {
 	Email          []Candidate       `yaml:"email"`           // required, non-empty
 	AllowedDomains []string          `yaml:"allowed_domains"` // default any
 	RewriteDomains map[string]string `yaml:"rewrite_domains"` // default none
+	AllowUnicode   bool              `yaml:"allow_unicode"`   // default false: printable ASCII emails only
 }
 
 // Candidate is one way to find the email; the first that yields a valid address wins.

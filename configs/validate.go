@@ -22,7 +22,9 @@ type validator struct {
 	root  int               // line of the top-level mapping
 	skip  map[string]bool   // paths whose references failed, already reported
 	refs  map[string]string // paths whose value came from a reference → the reference
-	errs  Errors
+	// secrets are the secret key names, whose values are never shown.
+	secrets secretSet
+	errs    Errors
 }
 
 func (v *validator) line(path string) int {
@@ -50,7 +52,7 @@ func parentPath(p string) string {
 }
 
 // q quotes a value for a message, unless it may be a secret: see showValue.
-func (v *validator) q(path, value string) string { return showValue(v.refs, path, value) }
+func (v *validator) q(path, value string) string { return showValue(v.refs, v.secrets, path, value) }
 
 func (v *validator) errf(path, format string, args ...any) {
 	if v.skip[path] {
@@ -75,9 +77,6 @@ func (v *validator) config(c *Config, hasProviders bool) {
 		v.errf("outbound", "client_cert_file and client_key_file go together: give both or neither")
 	}
 	v.cache(&c.Cache)
-	for _, name := range sortedKeys(c.Directories) {
-		v.directory("directories."+name, c.Directories[name])
-	}
 	v.providers(c)
 	v.response(c)
 	if c.Spotnana != nil {
@@ -153,12 +152,74 @@ func (v *validator) cache(c *Cache) {
 	if c.EncryptionKey == "" {
 		v.errf("cache.encryption_key", "required with backend redis: 32 random bytes in hex or base64 (e.g. openssl rand -hex 32)")
 	}
-	v.listen("cache.redis.addr", c.Redis.Addr)
-	if c.Redis.DB < 0 {
-		v.errf("cache.redis.db", "must not be negative")
+	v.redis(&c.Redis)
+}
+
+// redis checks the shape of `cache.redis:`; the cache package reads the TLS files.
+func (v *validator) redis(r *Redis) {
+	const p = "cache.redis"
+	var given []string
+	for name, set := range map[string]bool{"addr": r.Addr != "", "sentinel": r.Sentinel != nil, "cluster": r.Cluster != nil} {
+		if set {
+			given = append(given, name)
+		}
 	}
-	if !c.Redis.TLS && c.Redis.Password != "" && !loopbackHostPort(c.Redis.Addr) {
-		v.warnf("cache.redis.tls", "is off while a password is sent to a non-loopback Redis")
+	slices.Sort(given)
+	if len(given) > 1 {
+		v.errf(p, "give one topology: addr (standalone), sentinel or cluster; found %s", strings.Join(given, " and "))
+	}
+	var addrs []string // every server idbridge connects to, for the TLS warning
+	if r.Addr != "" {
+		v.listen(p+".addr", r.Addr)
+		addrs = append(addrs, r.Addr)
+	}
+	if s := r.Sentinel; s != nil {
+		if s.MasterName == "" {
+			v.errf(p+".sentinel.master_name", "required: the name the sentinels monitor (sentinel monitor <name> …)")
+		}
+		v.redisAddrs(p+".sentinel.addrs", s.Addrs, "the sentinels")
+		addrs = append(addrs, s.Addrs...)
+	}
+	if c := r.Cluster; c != nil {
+		v.redisAddrs(p+".cluster.addrs", c.Addrs, "one or more cluster nodes")
+		if r.DB != 0 {
+			v.errf(p+".db", "must be 0 with cluster (Redis Cluster has only database 0)")
+		}
+		addrs = append(addrs, c.Addrs...)
+	}
+	if r.DB < 0 {
+		v.errf(p+".db", "must not be negative")
+	}
+	if strings.ContainsAny(r.KeyPrefix, "{}") {
+		v.errf(p+".key_prefix", "must not contain { or }: idbridge places its own Redis Cluster hash tags after the prefix")
+	}
+	if !r.TLS {
+		for _, f := range []struct{ key, val string }{{"ca_file", r.CAFile}, {"server_name", r.ServerName}, {"client_cert_file", r.ClientCertFile}, {"client_key_file", r.ClientKeyFile}} {
+			if f.val != "" {
+				v.errf(p+"."+f.key, "needs tls: true")
+			}
+		}
+	}
+	if (r.ClientCertFile == "") != (r.ClientKeyFile == "") {
+		v.errf(p, "client_cert_file and client_key_file go together: give both or neither")
+	}
+	if !r.TLS && (r.Password != "" || (r.Sentinel != nil && r.Sentinel.Password != "")) {
+		for _, a := range addrs {
+			if !loopbackHostPort(a) {
+				v.warnf(p+".tls", "is off while a password is sent to a non-loopback Redis")
+				break
+			}
+		}
+	}
+}
+
+// redisAddrs checks a non-empty list of host:port addresses.
+func (v *validator) redisAddrs(path string, addrs []string, what string) {
+	if len(addrs) == 0 {
+		v.errf(path, "required: host:port of %s", what)
+	}
+	for i, a := range addrs {
+		v.listen(fmt.Sprintf("%s[%d]", path, i), a)
 	}
 }
 
@@ -180,43 +241,6 @@ func (c Cache) Key() ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("must be 32 bytes written in hex (64 digits) or base64")
-}
-
-func (v *validator) directory(path string, d *Directory) {
-	if d == nil {
-		v.errf(path, "expected a directory (url:, base_dn:, …)")
-		return
-	}
-	if d.URL == "" {
-		v.errf(path+".url", "required (ldap://host:389 or ldaps://host:636)")
-	} else if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" {
-		v.errf(path+".url", "invalid directory URL %s: want ldap://host[:port] or ldaps://host[:port]", v.q(path+".url", d.URL))
-	} else {
-		if u.Scheme == "ldaps" && d.StartTLS {
-			v.errf(path+".start_tls", "cannot be used with ldaps:// (the connection is already TLS)")
-		}
-		if u.Scheme == "ldap" && !d.StartTLS && d.BindPassword != "" && !loopbackHost(u.Hostname()) {
-			v.warnf(path+".url", "ldap:// without start_tls sends bind_password in clear; use ldaps:// or start_tls: true")
-		}
-	}
-	if d.BaseDN == "" {
-		v.errf(path+".base_dn", "required")
-	}
-	v.oneOf(path+".scope", d.Scope, "base", "one", "sub")
-	if d.PoolSize < 0 {
-		v.errf(path+".pool_size", "must not be negative")
-	}
-	if d.SizeLimit < 0 {
-		v.errf(path+".size_limit", "must not be negative")
-	}
-	v.nonNegative(path+".timeout", d.Timeout)
-	v.nonNegative(path+".time_limit", d.TimeLimit)
-	if d.InsecureSkipVerify {
-		v.warnf(path+".insecure_skip_verify", "the directory's certificate is not verified: anyone on the path can impersonate it")
-	}
-	if d.BindPassword != "" && d.BindDN == "" {
-		v.warnf(path+".bind_password", "is ignored without bind_dn (the bind is anonymous)")
-	}
 }
 
 var providerNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -244,178 +268,17 @@ func (v *validator) providers(c *Config) {
 				names[p.Name] = p.Path
 			}
 		}
-		if p.Type == "" {
-			v.errf(p.Path+".type", "required (jwt, introspection, userinfo or ldap)")
-		}
-		if p.Lookup != nil {
-			v.lookup(p.Path+".lookup", p.Lookup, c.Directories)
-		}
-		if p.Userinfo != nil {
-			u := p.Userinfo
-			if u.Endpoint != "" {
-				v.httpURL(p.Path+".userinfo.endpoint", u.Endpoint)
-			}
-			if p.Lookup != nil && p.Lookup.Into == u.Into {
-				v.errf(p.Path+".userinfo.into", "is the same as lookup.into (%s): one would overwrite the other", v.q(p.Path+".userinfo.into", u.Into))
-			}
-		}
-		if p.Mapping != nil {
-			v.mapping(p.Path+".mapping", p.Mapping)
-		} else {
+		// The type itself (required, registered) is the registry's to check: it alone
+		// knows the type names.
+		if p.Mapping == nil {
 			everyOverrides = false
 		}
 	}
-	// The top-level mapping is required unless every provider brings its own.
-	if c.Mapping.Line == 0 {
-		if !everyOverrides {
-			v.errf("mapping", "required: how to find the email (mapping: {email: [{path: email, …}]})")
-		}
-		return
+	// The top-level mapping is required unless every provider brings its own. Its rules
+	// are the mapping package's to check.
+	if c.Mapping.Line == 0 && !everyOverrides {
+		v.errf("mapping", "required: how to find the email (mapping: {email: [{path: email, …}]})")
 	}
-	v.mapping("mapping", &c.Mapping)
-}
-
-func (v *validator) lookup(path string, l *Lookup, dirs map[string]*Directory) {
-	switch {
-	case l.Directory == "":
-		v.errf(path+".directory", "required: the name of a directory under directories:")
-	case len(dirs) == 0:
-		v.errf(path+".directory", "unknown directory %s: no directories: are configured", v.q(path+".directory", l.Directory))
-	case dirs[l.Directory] == nil:
-		v.errf(path+".directory", "unknown directory %s (configured: %s)", v.q(path+".directory", l.Directory), strings.Join(sortedKeys(dirs), ", "))
-	}
-	if l.Filter == "" {
-		v.errf(path+".filter", `required, e.g. "(&(objectClass=person)(uid={{sub}}))"`)
-	} else if err := checkPlaceholders(l.Filter, false); err != "" {
-		v.errf(path+".filter", "%s", err)
-	}
-	for i, a := range l.Attributes {
-		if strings.TrimSpace(a) == "" {
-			v.errf(fmt.Sprintf("%s.attributes[%d]", path, i), "must not be empty")
-		}
-	}
-	v.nonNegative(path+".cache_ttl", l.CacheTTL)
-}
-
-// mapping checks a mapping section. It checks the shape only; the mapping package
-// compiles the rules, and these checks keep its errors from ever reaching a user
-// without a line.
-func (v *validator) mapping(path string, m *Mapping) {
-	if len(m.Email) == 0 {
-		v.errf(path+".email", "required: at least one candidate")
-	}
-	for i := range m.Email {
-		v.candidate(fmt.Sprintf("%s.email[%d]", path, i), &m.Email[i])
-	}
-	for i, d := range m.AllowedDomains {
-		p := fmt.Sprintf("%s.allowed_domains[%d]", path, i)
-		if !isDomain(strings.TrimPrefix(d, "*.")) {
-			v.errf(p, "invalid domain %s: want example.com or *.example.com", v.q(p, d))
-		}
-	}
-	for _, from := range sortedKeys(m.RewriteDomains) {
-		p := path + ".rewrite_domains." + from
-		if !isDomain(from) {
-			v.errf(p, "invalid domain %q", from)
-		}
-		if to := m.RewriteDomains[from]; !isDomain(to) {
-			v.errf(p, "invalid domain %s", v.q(p, to))
-		}
-	}
-}
-
-func (v *validator) candidate(path string, c *Candidate) {
-	switch {
-	case c.Path != "" && c.Template != "":
-		v.errf(path, "give exactly one of path and template, not both")
-	case strings.TrimSpace(c.Path) == "" && c.Template == "":
-		v.errf(path, "needs a path (a gjson path into the identity document) or a template")
-	case c.Template != "":
-		if err := checkPlaceholders(c.Template, true); err != "" {
-			v.errf(path+".template", "%s", err)
-		}
-	}
-	if w := c.When; w != nil {
-		wp := path + ".when"
-		if strings.TrimSpace(w.Path) == "" {
-			v.errf(wp+".path", "required")
-		}
-		n := 0
-		if w.Equals != nil {
-			n++
-			switch w.Equals.(type) {
-			case string, bool, int, int64, uint64, float64:
-			default:
-				v.errf(wp+".equals", "must be a single value (string, number or boolean)")
-			}
-		}
-		if w.Matches != "" {
-			n++
-			if _, err := regexp.Compile(w.Matches); err != nil {
-				v.errf(wp+".matches", "invalid regular expression: %s", regexpError(err))
-			}
-		}
-		if w.Exists != nil {
-			n++
-		}
-		if n != 1 {
-			v.errf(wp, "give exactly one of equals, matches and exists")
-		}
-	}
-	for j, t := range c.Transforms {
-		if t.Name != TransformReplace {
-			continue
-		}
-		if _, err := regexp.Compile(t.Arg); err != nil {
-			v.errs = append(v.errs, &Error{File: v.file, Line: max(t.Line, v.line(path)),
-				Path: fmt.Sprintf("%s.transforms[%d].replace.regex", path, j),
-				Msg:  "invalid regular expression: " + regexpError(err)})
-		}
-	}
-}
-
-func regexpError(err error) string {
-	return strings.TrimPrefix(err.Error(), "error parsing regexp: ")
-}
-
-// checkPlaceholders checks {{path}} placeholders: every {{ closed by }}, no empty
-// placeholder, no stray brace. needOne refuses text without any placeholder (a template
-// that would give every user the same email).
-func checkPlaceholders(s string, needOne bool) string {
-	found := 0
-	for rest := s; ; {
-		open := strings.Index(rest, "{{")
-		closeAt := strings.Index(rest, "}}")
-		if open < 0 {
-			if closeAt >= 0 {
-				return "unbalanced braces: }} without {{"
-			}
-			if strings.ContainsAny(rest, "{}") {
-				return "unbalanced braces: a single { or } (placeholders are {{path}})"
-			}
-			break
-		}
-		if closeAt >= 0 && closeAt < open || strings.ContainsAny(rest[:open], "{}") {
-			return "unbalanced braces: }} without {{"
-		}
-		end := strings.Index(rest[open+2:], "}}")
-		if end < 0 {
-			return "unbalanced braces: {{ without }}"
-		}
-		inner := rest[open+2 : open+2+end]
-		if strings.TrimSpace(inner) == "" {
-			return "empty placeholder {{}}"
-		}
-		if strings.Contains(inner, "{{") {
-			return "unbalanced braces: {{ inside a placeholder"
-		}
-		found++
-		rest = rest[open+2+end+2:]
-	}
-	if needOne && found == 0 {
-		return "has no {{placeholder}}: every user would get the same email"
-	}
-	return ""
 }
 
 func (v *validator) response(c *Config) {
@@ -531,22 +394,6 @@ func (v *validator) httpURL(path, s string) bool {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		v.errf(path, "invalid URL %s: want http:// or https://", v.q(path, s))
 		return false
-	}
-	return true
-}
-
-var domainLabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
-// isDomain accepts a DNS name of at least two labels, case-insensitively.
-func isDomain(s string) bool {
-	labels := strings.Split(strings.ToLower(s), ".")
-	if len(s) > 253 || len(labels) < 2 {
-		return false
-	}
-	for _, l := range labels {
-		if !domainLabelRE.MatchString(l) {
-			return false
-		}
 	}
 	return true
 }

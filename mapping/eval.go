@@ -24,6 +24,8 @@ const (
 	notBareAddress
 	tooLongAfterRewrite
 	domainNotAllowed
+	notASCII
+	badCharacter
 )
 
 func (r reason) String() string {
@@ -50,6 +52,10 @@ func (r reason) String() string {
 		return "too long after the domain rewrite"
 	case domainNotAllowed:
 		return "domain not allowed"
+	case notASCII:
+		return "not printable ASCII (mapping.allow_unicode is off)"
+	case badCharacter:
+		return "a control, format, bidi, invisible, space or compatibility character"
 	default:
 		return "reason " + strconv.Itoa(int(r))
 	}
@@ -109,8 +115,14 @@ func (r *Rules) eval(doc string, tr *Trace) (string, int, reason) {
 		email, rs := r.try(c, doc, st)
 		if st != nil {
 			st.Rejected = rs.String()
-			if rs == won {
+			switch rs {
+			case won:
 				st.Rejected, st.Won = "", true
+			case domainNotAllowed:
+				// The trace is for the integrator (never a log line): name the domain
+				// and the list it is not in.
+				st.Rejected = fmt.Sprintf("domain %q not allowed (allowed_domains: %s)",
+					email[strings.IndexByte(email, '@')+1:], r.allowedList())
 			}
 		}
 		switch rs {
@@ -177,12 +189,20 @@ func (r *Rules) try(c *candidate, doc string, st *Step) (string, reason) {
 	if v == "" {
 		return "", emptyAfterTransforms
 	}
+	var rs reason
+	if v, rs = r.characters(v); rs != won {
+		return "", rs
+	}
 	if !bareAddress(v) {
 		return "", notBareAddress
 	}
+	before := v
 	v = r.rewrite(v)
 	if st != nil {
 		st.Email = strings.Clone(v)
+		if len(v) != len(before) || v != before {
+			st.Rewrite = before[strings.IndexByte(before, '@')+1:] + " -> " + v[strings.IndexByte(v, '@')+1:]
+		}
 	}
 	if len(v) > maxAddress {
 		return "", tooLongAfterRewrite
@@ -232,7 +252,7 @@ func (r *Rules) rewrite(email string) string {
 	at := strings.IndexByte(email, '@')
 	domain := email[at+1:]
 	for _, rw := range r.rewrites {
-		if strings.EqualFold(domain, rw.from) {
+		if asciiEqualFold(domain, rw.from) {
 			return email[:at+1] + rw.to
 		}
 	}
@@ -250,10 +270,10 @@ func (r *Rules) domainAllowed(email string) bool {
 	domain := email[strings.IndexByte(email, '@')+1:]
 	for _, a := range r.allowed {
 		if a[0] == '.' {
-			if len(domain) > len(a) && strings.EqualFold(domain[len(domain)-len(a):], a) {
+			if len(domain) > len(a) && asciiEqualFold(domain[len(domain)-len(a):], a) {
 				return true
 			}
-		} else if strings.EqualFold(domain, a) {
+		} else if asciiEqualFold(domain, a) {
 			return true
 		}
 	}
@@ -265,4 +285,16 @@ func rawOrAbsent(r gjson.Result) string {
 		return "absent"
 	}
 	return strings.Clone(r.Raw)
+}
+
+// allowedList prints allowed_domains as configured (wildcards as "*.example.com").
+func (r *Rules) allowedList() string {
+	out := make([]string, len(r.allowed))
+	for i, a := range r.allowed {
+		if a[0] == '.' {
+			a = "*" + a
+		}
+		out[i] = a
+	}
+	return strings.Join(out, ", ")
 }

@@ -1,10 +1,13 @@
 package mapping
 
 import (
+	"encoding/json"
 	"errors"
 	"net/mail"
 	"strings"
 	"testing"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // fuzzSpec is the contract's example mapping, with a rewrite, used by FuzzEmail.
@@ -145,4 +148,83 @@ func FuzzCompileTemplate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzEmailIdentity checks the property that keeps one user out of another's identity:
+// two different accepted values that map to one email are equal after ASCII trimming
+// and lower-casing (and, with allow_unicode, NFC). It also checks that by default an
+// accepted email is printable ASCII, and that with allow_unicode it carries no format,
+// space or control character.
+func FuzzEmailIdentity(f *testing.F) {
+	for _, s := range [][2]string{
+		{"kate@example.com", "\u212Aate@example.com"},
+		{"KATE@example.com", "kate@example.com"},
+		{"ivy@example.com", "\u0130vy@example.com"},
+		{"sam@example.com", "\u017Fam@example.com"},
+		{"kate@example.com", "ka\u200Bte@example.com"},
+		{"kate@example.com", "\u00A0kate@example.com"},
+		{"kate@example.com", "kate\uFF20example.com"},
+		{"jos\u00e9@example.com", "jose\u0301@example.com"},
+		{" a@b.com", "a@b.com\t"},
+		{"a@EXAMPLE.local", "a@example.com"},
+	} {
+		f.Add(s[0], s[1], false)
+		f.Add(s[0], s[1], true)
+	}
+	specs := map[bool]*Rules{}
+	for _, unicode := range []bool{false, true} {
+		specs[unicode] = compile(f, Spec{
+			Candidates: []Candidate{{Path: "e", Transforms: []Transform{{Name: "trim"}, {Name: "lower"}}}},
+			// A rewrite to an existing domain is a merge the operator asked for; it is
+			// applied to the key as well below.
+			RewriteDomains: map[string]string{"example.local": "example.com"},
+			AllowUnicode:   unicode,
+		})
+	}
+	canon := func(s string, unicode bool) string {
+		s = asciiLower(strings.Trim(s, asciiSpace))
+		if unicode {
+			s = norm.NFC.String(s)
+		}
+		if at := strings.LastIndexByte(s, '@'); at >= 0 && s[at+1:] == "example.local" {
+			s = s[:at+1] + "example.com"
+		}
+		return s
+	}
+	f.Fuzz(func(t *testing.T, a, b string, unicode bool) {
+		r := specs[unicode]
+		ea, errA := r.Email(docOf(t, a))
+		eb, errB := r.Email(docOf(t, b))
+		for _, e := range []string{ea, eb} {
+			if e == "" {
+				continue
+			}
+			for _, c := range e {
+				if !unicode && (c <= ' ' || c >= 0x7f) {
+					t.Fatalf("email %q has %U without allow_unicode", e, c)
+				}
+				if c <= ' ' || c == 0x7f || (c >= 0x80 && !allowedRune(c)) {
+					t.Fatalf("email %q has %U", e, c)
+				}
+			}
+			if unicode && !norm.NFC.IsNormalString(e) {
+				t.Fatalf("email %q is not in NFC", e)
+			}
+		}
+		if errA != nil || errB != nil || ea != eb || a == b {
+			return
+		}
+		if canon(a, unicode) != canon(b, unicode) {
+			t.Fatalf("%q and %q both map to %q", a, b, ea)
+		}
+	})
+}
+
+// docOf is {"e": s} as JSON.
+func docOf(t *testing.T, s string) []byte {
+	b, err := json.Marshal(map[string]string{"e": s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

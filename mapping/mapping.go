@@ -45,6 +45,11 @@ type Spec struct {
 	// RewriteDomains replaces an email's domain (the key, case-insensitive) with the
 	// value, before the allowlist is checked; e.g. {example.local: example.com}.
 	RewriteDomains map[string]string
+	// AllowUnicode admits internationalised addresses (RFC 6531's SMTPUTF8): the email
+	// is then put in Unicode NFC, and format, bidi, invisible, space and compatibility
+	// characters are still refused. False (the default): printable ASCII only (RFC 5321
+	// without SMTPUTF8), which keeps every look-alike of an ASCII address out.
+	AllowUnicode bool
 }
 
 // Candidate is one place where the email may be found.
@@ -69,9 +74,12 @@ type When struct {
 	Exists    *bool  // the path exists (a null counts as existing) or not
 }
 
-// Transform is one step applied to a candidate's value: trim (blanks at both ends),
-// lower, trim_prefix (Arg), trim_suffix (Arg), or replace (Arg is the regex, With the
-// replacement, expanded as by regexp.ReplaceAllString, so "$1" names a group).
+// Transform is one step applied to a candidate's value: trim (ASCII blanks at both
+// ends), lower (ASCII letters only), trim_prefix (Arg), trim_suffix (Arg), or replace
+// (Arg is the regex, With the replacement, expanded as by regexp.ReplaceAllString, so
+// "$1" names a group). trim and lower never touch a non-ASCII character: Unicode case
+// folding and space trimming map look-alikes (U+212A KELVIN SIGN, U+00A0) onto another
+// user's ASCII address.
 type Transform struct{ Name, Arg, With string }
 
 // CompileError is one refused rule. Index is the candidate's position in Candidates, or
@@ -98,6 +106,7 @@ type Rules struct {
 	cands    []candidate
 	allowed  []string // lower-case; a leading "." marks a wildcard suffix
 	rewrites []rewrite
+	unicode  bool // Spec.AllowUnicode
 }
 
 type rewrite struct{ from, to string }
@@ -156,7 +165,7 @@ func Compile(s Spec) (*Rules, []*CompileError) {
 	fail := func(i int, field, format string, args ...any) {
 		errs = append(errs, &CompileError{Index: i, Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
-	r := &Rules{}
+	r := &Rules{unicode: s.AllowUnicode}
 	if len(s.Candidates) == 0 {
 		fail(-1, "email", "at least one candidate is needed")
 	}
@@ -169,6 +178,10 @@ func Compile(s Spec) (*Rules, []*CompileError) {
 			fail(i, "", "a path or a template is needed")
 		case c.Path != "" && strings.TrimSpace(c.Path) == "":
 			fail(i, "path", "empty path")
+		case c.Path != "":
+			if err := CheckPath(c.Path); err != nil {
+				fail(i, "path", "%v", err)
+			}
 		case c.Template != "":
 			t, err := CompileTemplate(c.Template)
 			if err != nil {
@@ -198,7 +211,7 @@ func Compile(s Spec) (*Rules, []*CompileError) {
 			fail(-1, "allowed_domains["+strconv.Itoa(i)+"]", "%q is not a domain or *.domain", d)
 			continue
 		}
-		base = strings.ToLower(base)
+		base = asciiLower(base)
 		if wild {
 			base = "." + base
 		}
@@ -215,7 +228,7 @@ func Compile(s Spec) (*Rules, []*CompileError) {
 			fail(-1, field, "%q is not a domain", to)
 		}
 		for _, rw := range r.rewrites {
-			if strings.EqualFold(rw.from, from) {
+			if asciiEqualFold(rw.from, from) {
 				fail(-1, field, "%q is given twice (keys are case-insensitive)", from)
 			}
 		}
@@ -238,6 +251,9 @@ func compileWhen(w *When) (cw *when, field, msg string) {
 	cw = &when{path: w.Path}
 	if strings.TrimSpace(w.Path) == "" {
 		return cw, "when.path", "empty path"
+	}
+	if err := CheckPath(w.Path); err != nil {
+		return cw, "when.path", err.Error()
 	}
 	if n != 1 {
 		return cw, "when", "exactly one of equals, matches, exists is needed"
@@ -424,9 +440,9 @@ func compileTransform(t Transform) (ct transform, field, msg string) {
 func (t *transform) apply(s string) string {
 	switch t.kind {
 	case tTrim:
-		return strings.TrimSpace(s)
+		return strings.Trim(s, asciiSpace)
 	case tLower:
-		return strings.ToLower(s)
+		return asciiLower(s)
 	case tTrimPrefix:
 		return strings.TrimPrefix(s, t.arg)
 	case tTrimSuffix:

@@ -128,7 +128,24 @@ func TestEmail(t *testing.T) {
 		{name: "list refused", spec: Spec{Candidates: paths("e")}, doc: `{"e":"a@example.com,b@example.com"}`, wantErr: ErrNoEmail},
 		{name: "too long refused", spec: Spec{Candidates: paths("e")}, doc: `{"e":"` + long + `"}`, wantErr: ErrNoEmail},
 		{name: "254 octets accepted", spec: Spec{Candidates: paths("e")}, doc: `{"e":"` + long[1:] + `"}`, want: long[1:]},
-		{name: "UTF-8 local part", spec: Spec{Candidates: paths("e")}, doc: `{"e":"josé@example.com"}`, want: "josé@example.com"},
+		{name: "UTF-8 refused by default", spec: Spec{Candidates: paths("e")}, doc: `{"e":"josé@example.com"}`, wantErr: ErrNoEmail},
+		{name: "UTF-8 local part with allow_unicode", spec: Spec{Candidates: paths("e"), AllowUnicode: true}, doc: `{"e":"josé@example.com"}`, want: "josé@example.com"},
+		{name: "allow_unicode puts the address in NFC", spec: Spec{Candidates: paths("e"), AllowUnicode: true}, doc: `{"e":"jose\u0301@example.com"}`, want: "jos\u00e9@example.com"},
+
+		// Look-alikes of ASCII addresses (issue 14): none reaches an ASCII identity.
+		{name: "kelvin sign refused", spec: Spec{Candidates: paths("e")}, doc: `{"e":"\u212Aate@example.com"}`, wantErr: ErrNoEmail},
+		{name: "kelvin sign not lowered onto k", spec: Spec{Candidates: []Candidate{{Path: "e", Transforms: []Transform{{Name: "lower"}}}}}, doc: `{"e":"\u212Aate@example.com"}`, wantErr: ErrNoEmail},
+		{name: "kelvin sign refused with allow_unicode", spec: Spec{Candidates: paths("e"), AllowUnicode: true}, doc: `{"e":"\u212Aate@example.com"}`, wantErr: ErrNoEmail},
+		{name: "dotted capital I not lowered onto i", spec: Spec{Candidates: []Candidate{{Path: "e", Transforms: []Transform{{Name: "lower"}}}}, AllowUnicode: true}, doc: `{"e":"\u0130vy@example.com"}`, want: "\u0130vy@example.com"},
+		{name: "long s refused with allow_unicode", spec: Spec{Candidates: paths("e"), AllowUnicode: true}, doc: `{"e":"\u017Fam@example.com"}`, wantErr: ErrNoEmail},
+		{name: "zero width space refused", spec: Spec{Candidates: paths("e"), AllowUnicode: true}, doc: `{"e":"ka\u200Bte@example.com"}`, wantErr: ErrNoEmail},
+		{name: "right-to-left override refused", spec: Spec{Candidates: paths("e"), AllowUnicode: true}, doc: `{"e":"kate\u202E@example.com"}`, wantErr: ErrNoEmail},
+		{name: "no-break space refused", spec: Spec{Candidates: paths("e"), AllowUnicode: true}, doc: `{"e":"kate\u00A0@example.com"}`, wantErr: ErrNoEmail},
+		{name: "no-break space not trimmed", spec: Spec{Candidates: []Candidate{{Path: "e", Transforms: []Transform{{Name: "trim"}}}}}, doc: `{"e":"\u00A0kate@example.com"}`, wantErr: ErrNoEmail},
+		{name: "line separator refused", spec: Spec{Candidates: paths("e"), AllowUnicode: true}, doc: `{"e":"kate\u2028@example.com"}`, wantErr: ErrNoEmail},
+		{name: "fullwidth at refused", spec: Spec{Candidates: paths("e"), AllowUnicode: true}, doc: `{"e":"kate\uFF20x@example.com"}`, wantErr: ErrNoEmail},
+		{name: "allowed domain folds ASCII only", spec: Spec{Candidates: paths("e"), AllowUnicode: true, AllowedDomains: []string{"kexample.com"}}, doc: `{"e":"a@\u212Aexample.com"}`, wantErr: ErrNoEmail},
+		{name: "rewrite folds ASCII only", spec: Spec{Candidates: paths("e"), AllowUnicode: true, RewriteDomains: map[string]string{"sexample.com": "example.com"}}, doc: `{"e":"a@\u00DFexample.com"}`, want: "a@\u00DFexample.com"},
 		{name: "quoted local part unchanged", spec: Spec{Candidates: paths("e")}, doc: `{"e":"\"a.b\"@example.com"}`, wantErr: ErrNoEmail},
 
 		// Domain rewrite, then the allowlist.
@@ -385,6 +402,7 @@ candidate 5: path upn
   trim: "SMTP:Alice@Example.LOCAL"
   trim_prefix("SMTP:"): "Alice@Example.LOCAL"
   lower: "alice@example.local"
+  rewrite_domains: example.local -> example.com
   email alice@example.com
   won
 `
@@ -401,7 +419,7 @@ candidate 5: path upn
 		if !errors.Is(err, ErrDomainNotAllowed) {
 			t.Fatalf("err = %v", err)
 		}
-		want := "candidate 0: path email\n  found \"me@example.com\"\n  email me@example.com\n  rejected: domain not allowed\n"
+		want := "candidate 0: path email\n  found \"me@example.com\"\n  email me@example.com\n  rejected: domain \"example.com\" not allowed (allowed_domains: *.example.com)\n"
 		if got := tr.String(); got != want {
 			t.Errorf("trace:\n%s\nwant:\n%s", got, want)
 		}

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -59,6 +60,9 @@ func CompileTemplate(s string) (*Template, error) {
 		path := strings.TrimSpace(inner)
 		if path == "" {
 			return nil, errors.New("empty {{ }} placeholder")
+		}
+		if err := CheckPath(path); err != nil {
+			return nil, fmt.Errorf("placeholder {{%s}}: %w", path, err)
 		}
 		t.parts = append(t.parts, tmplPart{path: path})
 		t.paths = append(t.paths, path)

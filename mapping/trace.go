@@ -20,6 +20,7 @@ type Step struct {
 	When     string // the condition, its outcome and the value it saw; "" without when
 	Found    string // the JSON text found at Path, the rendered Template (quoted), or "absent"; "" when when was false
 	Values   []StepValue
+	Rewrite  string // the rewrite_domains step, e.g. "example.local -> example.com"; "" when none applied
 	Email    string // the valid address, after the domain rewrite
 	Rejected string // why the candidate did not win; "" when it won
 	Won      bool
@@ -73,6 +74,11 @@ func (t *Trace) String() string {
 			b.WriteString(v.Transform)
 			b.WriteString(": ")
 			b.WriteString(shorten(strconv.Quote(v.Value)))
+			b.WriteByte('\n')
+		}
+		if s.Rewrite != "" {
+			b.WriteString("  rewrite_domains: ")
+			b.WriteString(s.Rewrite)
 			b.WriteByte('\n')
 		}
 		if s.Email != "" {

@@ -10,7 +10,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -125,7 +127,7 @@ type ClientSource interface {
 // appid (Entra v1).
 var DefaultClientIDClaims = []string{"client_id", "azp", "cid", "appid"}
 
-// Instance is one configured provider, ready for the chain.
+// Instance is one configured provider, ready for the chain once started.
 type Instance struct {
 	Name     string
 	Type     string
@@ -143,52 +145,154 @@ type Instance struct {
 	// Fingerprint is a digest of the provider's configuration: a reload that changes a
 	// provider starts it with a fresh cache.
 	Fingerprint string
-	// Section is the configuration it was built from.
-	Section *configs.ProviderSection
-	// Close releases the provider's resources (key refreshers, pools); may be nil.
+	// Start, when not nil, does what building must not: network calls, goroutines (a jwt
+	// provider's first key load and its refresher). It is bounded by ctx. A factory has
+	// no side effects, so that `idbridge check` and a refused reload start nothing.
+	Start func(ctx context.Context) error
+	// Close releases what Start started (key refreshers, pools); may be nil. It must be
+	// safe to call when Start was not called or failed.
 	Close func() error
 }
 
 // Deps are what the wiring gives every factory. Nothing here is global state.
 type Deps struct {
-	// HTTPClient makes every outbound call (CA, client certificate and proxy applied).
-	// Each provider still sets its own per-call deadline from its timeout.
+	// HTTPClient makes every outbound call (CA, client certificate and proxy applied; it
+	// never follows a redirect: see outbound.New). Each provider still sets its own
+	// per-call deadline from its timeout.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
 	// Now is the clock; tests inject their own.
 	Now func() time.Time
-	// Directories gives type: ldap providers and lookups their connection pools; nil
-	// when the config has none.
+	// Directories are the configured directories (type: ldap providers and lookups);
+	// nil when the config has none.
 	Directories Directories
-	// File is the config file's path, for error positions.
+	// File is the config file's path, for error positions and relative paths.
 	File string
-	// ValidateOnly asks a factory to check its section and return without touching the
-	// network or starting goroutines (`idbridge check`). The Instance it returns is not
-	// used.
-	ValidateOnly bool
 }
 
-// Directories resolves a directory name to the pool a provider or lookup uses. It is an
-// interface so that providers/ldap owns the implementation.
+// Directories are the connections under `directories:`, built by the package the
+// registry names for them. The wiring only starts, reports on and closes them; the
+// providers and steps of the owning package look inside.
 type Directories interface {
-	Directory(name string) (any, bool)
+	// Has reports whether name is configured, even when its section had errors (a
+	// reference to it then adds no second error).
+	Has(name string) bool
+	// Start checks each directory once (a bind), bounded by ctx; a failure is logged,
+	// not returned: the directory may come back.
+	Start(ctx context.Context)
+	// Health probes each directory, by name.
+	Health(ctx context.Context) map[string]Health
+	// PoolStats reports each directory's connections in use and idle, by name.
+	PoolStats() map[string]PoolStats
+	Close() error
 }
 
-// Factory builds one provider from its section. Errors carry the section's file and line
+// PoolStats is one connection pool's occupancy.
+type PoolStats struct{ InUse, Idle int }
+
+// Counter is one monotonic count a provider keeps for the metrics (the jwt provider's
+// key loads by result). The metrics export it as idbridge_<Name>_total{provider, result}.
+type Counter struct {
+	Name   string // e.g. jwks_refreshes
+	Help   string
+	Result string
+	Value  int64
+}
+
+// Counters is implemented by providers that keep counts of their own for the metrics.
+type Counters interface {
+	Counters() []Counter
+}
+
+// Factory builds one provider from its section, without side effects (no network, no
+// goroutine: see Instance.Start). Errors carry the section's file and line
 // (configs.Errors), so that `idbridge check` reports them with everything else.
 type Factory func(sec *configs.ProviderSection, deps Deps) (Instance, error)
 
-// EnricherFactory builds an enrichment step from a provider's lookup: or userinfo:
-// section. p is the provider it follows (for discovery of a userinfo endpoint).
-type EnricherFactory func(sec *configs.ProviderSection, p Provider, deps Deps) (Enricher, error)
+// StepFactory builds an enrichment step from its section (a provider's lookup:,
+// userinfo: or rest:), without side effects. p is the provider it follows (for
+// discovery of a userinfo endpoint); owner is that provider's section.
+type StepFactory func(step *configs.Section, owner *configs.ProviderSection, p Provider, deps Deps) (Enricher, error)
 
-// Registry maps provider types to their factories, plus the shared enrichment steps.
-// cmd fills it; nothing registers itself.
-type Registry struct {
-	Types    map[string]Factory
-	Lookup   EnricherFactory // nil: lookup sections are refused
-	Userinfo EnricherFactory // nil: userinfo sections are refused
-	// Warnings gives, per type, advice about a valid but risky section, printed by
-	// `idbridge check` and logged at start.
-	Warnings map[string]func(*configs.ProviderSection) configs.Errors
+// DirectoriesFactory builds the directories from their sections, without side effects.
+// It returns what it could build with every error: a directory with errors is still
+// known by name (Has), so that what refers to it is not reported again.
+type DirectoriesFactory func(secs []*configs.Section, deps Deps) (Directories, configs.Errors)
+
+// Type is one provider type's registration: everything the core needs to know about it.
+type Type struct {
+	New Factory
+	// Secrets are the keys of its section whose values are secrets (${file:} allowed,
+	// never shown).
+	Secrets []string
+	// Warnings gives advice about a valid but risky section, printed by `idbridge
+	// check` and logged at start; may be nil.
+	Warnings func(*configs.ProviderSection) configs.Errors
 }
+
+// Step is one enrichment step's registration.
+type Step struct {
+	// Key is the provider key that holds the step (lookup, userinfo, rest).
+	Key     string
+	New     StepFactory
+	Secrets []string
+}
+
+// DirectoriesType is the registration of the `directories:` section's owner.
+type DirectoriesType struct {
+	New     DirectoriesFactory
+	Secrets []string
+}
+
+// Registry maps provider types, enrichment steps and the directories section to the
+// packages that own them. cmd fills it; nothing registers itself, and no code outside
+// the owning package names a type.
+type Registry struct {
+	Types map[string]Type
+	// Steps run in this order on every accepted document, whatever the order of their
+	// keys in the file.
+	Steps       []Step
+	Directories *DirectoriesType // nil: a directories: section is refused
+}
+
+// TypeNames lists the registered provider types, sorted.
+func (r Registry) TypeNames() []string {
+	return slices.Sorted(maps.Keys(r.Types))
+}
+
+// StepKeys lists the registered steps' keys, in running order.
+func (r Registry) StepKeys() []string {
+	keys := make([]string, len(r.Steps))
+	for i, s := range r.Steps {
+		keys[i] = s.Key
+	}
+	return keys
+}
+
+// SecretKeys lists every secret key name the registered packages declare, for
+// configs.Load.
+func (r Registry) SecretKeys() []string {
+	var out []string
+	for _, name := range r.TypeNames() {
+		out = append(out, r.Types[name].Secrets...)
+	}
+	for _, s := range r.Steps {
+		out = append(out, s.Secrets...)
+	}
+	if r.Directories != nil {
+		out = append(out, r.Directories.Secrets...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// ProviderFunc adapts a function to the Provider interface, as http.HandlerFunc does
+// for handlers: fakes in tests of the chain and the server are one line.
+type ProviderFunc func(ctx context.Context, token string) (Identity, error)
+
+// Authenticate calls f.
+func (f ProviderFunc) Authenticate(ctx context.Context, token string) (Identity, error) {
+	return f(ctx, token)
+}
+
+var _ Provider = ProviderFunc(nil)

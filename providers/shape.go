@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/idbridge/idbridge/jsonlimit"
 )
 
 // maxPeekBytes bounds the work done on an unverified token before any provider has
@@ -47,11 +49,11 @@ func jwtPayload(token string) ([]byte, bool) {
 		return nil, false
 	}
 	header, err := base64.RawURLEncoding.DecodeString(h)
-	if err != nil || !gjson.ValidBytes(header) || !gjson.ParseBytes(header).IsObject() {
+	if err != nil || jsonlimit.Check(header) != nil || !gjson.ValidBytes(header) || !gjson.ParseBytes(header).IsObject() {
 		return nil, false
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(p)
-	if err != nil || !gjson.ValidBytes(payload) || !gjson.ParseBytes(payload).IsObject() {
+	if err != nil || jsonlimit.Check(payload) != nil || !gjson.ValidBytes(payload) || !gjson.ParseBytes(payload).IsObject() {
 		return nil, false
 	}
 	return payload, true

@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/idbridge/idbridge/cache"
+	"github.com/idbridge/idbridge/playground"
+	"github.com/idbridge/idbridge/providers"
 )
 
 // AdminHandler serves the admin listener: liveness, readiness, metrics, cache purge and
@@ -45,6 +49,13 @@ func (s *Server) AdminHandler() http.Handler {
 			}
 			c.JSON(http.StatusOK, gin.H{"reloaded": true})
 		})
+	}
+	if s.opts.Playground != nil {
+		po := *s.opts.Playground
+		po.Resolve = s.resolveForPlayground
+		h := gin.WrapH(playground.New(po))
+		e.Any(playground.Path, h)
+		e.Any(playground.Path+"/*rest", h)
 	}
 	// Profiling is opt-in (IDBRIDGE_PPROF=1) and only ever on the admin listener: a
 	// profile reveals internals, and collecting one costs CPU on the serving process.
@@ -104,3 +115,36 @@ func retryAfter(d time.Duration) string {
 	}
 	return strconv.Itoa(sec)
 }
+
+// resolveForPlayground runs token through the running chain, without its cache (so the
+// verdicts are the providers' own, fresh), and maps the accepted document. The token is
+// neither logged nor kept; provider errors never carry it.
+func (s *Server) resolveForPlayground(ctx context.Context, token string) (playground.Resolution, error) {
+	rt := s.acquireCurrent()
+	defer rt.release()
+	rec := &verdicts{}
+	ch := providers.NewChain(rt.Bridge.Chain().Instances(), nil, nil, rec)
+	ch.SetRequestTimeout(rt.Config.Server.RequestTimeout)
+	res, err := ch.Resolve(ctx, token, providers.TokenSum(token))
+	out := playground.Resolution{Verdicts: rec.list}
+	if err != nil {
+		out.Refusal = err.Error()
+		return out, nil
+	}
+	out.Provider, out.Document = res.Provider, res.Document
+	email, tr, err := rt.Bridge.RulesFor(res.Instance).Trace(res.Document)
+	out.Email, out.Trace = email, tr.String()
+	if err != nil {
+		out.Refusal = err.Error()
+	}
+	return out, nil
+}
+
+// verdicts records each provider's outcome of one playground resolve.
+type verdicts struct{ list []playground.Verdict }
+
+func (v *verdicts) ProviderOutcome(provider, outcome string, _ time.Duration) {
+	v.list = append(v.list, playground.Verdict{Provider: provider, Outcome: outcome})
+}
+
+func (v *verdicts) CacheResult(cache.Kind, bool) {}

@@ -20,6 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/playground"
 )
 
 // Runtime is everything one configuration needs to serve. A reload builds a new Runtime
@@ -60,6 +61,9 @@ type Options struct {
 	AccessLog *AccessLog
 	// Reload, when set, is offered as POST /admin/reload on the admin listener.
 	Reload func() error
+	// Playground, when set, serves the mapping playground on the admin listener; its
+	// Resolve is the server's own (the running chain, uncached).
+	Playground *playground.Options
 }
 
 // RequestObserver receives one call per API request, for metrics.

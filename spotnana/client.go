@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/jsonlimit"
+	"github.com/idbridge/idbridge/outbound"
 	"github.com/idbridge/idbridge/providers"
 )
 
@@ -110,6 +112,9 @@ func (t TokenResponse) MarshalJSON() ([]byte, error) {
 // expires_in may be a number or a numeric string, issued_token_type may be absent.
 func parseTokenResponse(body []byte) (*TokenResponse, error) {
 	var raw map[string]json.RawMessage
+	if err := jsonlimit.Check(body); err != nil {
+		return nil, fmt.Errorf("token response: %w", err)
+	}
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, errors.New("token response is not a JSON object")
 	}
@@ -273,12 +278,9 @@ func NewClient(cfg *configs.Spotnana, httpClient *http.Client, logger *slog.Logg
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	var hc http.Client
-	if httpClient != nil {
-		hc = *httpClient
-	}
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	c.http = &hc
+	// A redirect would carry the client secret and the user's token elsewhere: it is an
+	// outage of Spotnana's token endpoint, never followed, never retried.
+	c.http = outbound.NoRedirects(httpClient)
 	for _, o := range opts {
 		o(c)
 	}
@@ -320,7 +322,7 @@ func (c *Client) Exchange(ctx context.Context, subjectToken, subjectTokenType st
 	if c.audience != "" {
 		form.Set("audience", c.audience)
 	}
-	return c.do(ctx, form.Encode(), Fingerprint(subjectToken))
+	return c.do(ctx, form.Encode(), Fingerprint(subjectToken), subjectToken)
 }
 
 // attemptResult is what one request produced.
@@ -331,7 +333,7 @@ type attemptResult struct {
 	err        error         // network or read error
 }
 
-func (c *Client) do(ctx context.Context, form, fp string) (*TokenResponse, error) {
+func (c *Client) do(ctx context.Context, form, fp, subjectToken string) (*TokenResponse, error) {
 	var last attemptResult
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
@@ -350,11 +352,18 @@ func (c *Client) do(ctx context.Context, form, fp string) (*TokenResponse, error
 				"duration", time.Since(start), "access_fp", Fingerprint(t.AccessToken))
 			return t, nil
 		case last.err == nil && !retryable(last.status):
-			e := ParseErrorBody(last.status, last.body)
+			// An error answer may echo the request (a proxy's or a framework's debug
+			// page): nothing of it is kept before the secrets sent are taken out.
+			e := ParseErrorBody(last.status, last.body).redact(c.clientSecret, subjectToken)
 			log.Warn("spotnana refused the exchange", "status", e.Status, "code", e.Code, "debug_id", e.DebugID)
 			return nil, e
 		}
 
+		var redirect *outbound.RedirectError
+		if errors.As(last.err, &redirect) {
+			log.Warn("spotnana unavailable: the token endpoint redirects", "status", redirect.Status, "target_host", redirect.Host)
+			return nil, c.unavailable(attempt, attemptResult{status: redirect.Status}, redirect)
+		}
 		// Retryable: 429, 5xx or a network error.
 		if ctx.Err() != nil {
 			// The caller gave up; its error says why.

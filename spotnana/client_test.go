@@ -241,11 +241,11 @@ func TestExchangeRetries(t *testing.T) {
 			wantCode:     "INVALID_TOKEN_RESPONSE",
 		},
 		{
-			name:         "redirect is not followed",
+			name:         "redirect is an outage, neither followed nor retried",
 			replies:      []reply{{307, "", ""}},
 			wantAttempts: 1,
-			wantErr:      "refused",
-			wantCode:     "TEMPORARY_REDIRECT",
+			wantErr:      "unavailable",
+			wantRA:       DefaultRetryAfter,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/idbridge/idbridge/jsonlimit"
 )
 
 // ErrUnavailable means Spotnana could not be reached, kept failing (5xx), or kept
@@ -104,6 +107,9 @@ type oauthErrorBody struct {
 // body (an HTML error page, say) is never echoed. Code is never empty.
 func ParseErrorBody(status int, body []byte) *RefusedError {
 	e := &RefusedError{Status: status}
+	if jsonlimit.Check(body) != nil {
+		body = nil // too deep to read: the status alone names the error
+	}
 	var sp spotnanaErrorBody
 	if json.Unmarshal(body, &sp) == nil {
 		e.DebugID = clean(sp.DebugIdentifier)
@@ -128,6 +134,68 @@ func ParseErrorBody(status int, body []byte) *RefusedError {
 		e.Code = statusCode(status)
 	}
 	return e
+}
+
+// redact drops every field the upstream sent that holds a run of echoRun bytes or more of
+// one of secrets (as sent in the form body, percent-encoded, or raw): an error page that
+// echoes the request, even cut short, never carries them into a log line or an error
+// body. A code that held one is replaced by the status's name, since the code is passed
+// on to our caller.
+func (e *RefusedError) redact(secrets ...string) *RefusedError {
+	g := newEchoGuard(secrets...)
+	if g.holds(e.Code) {
+		e.Code = statusCode(e.Status)
+	}
+	if g.holds(e.Description) {
+		e.Description = "(the answer echoed the request; not shown)"
+	}
+	if g.holds(e.DebugID) {
+		e.DebugID = ""
+	}
+	return e
+}
+
+// echoRun is the shortest run of a secret that counts as echoed.
+const echoRun = 8
+
+// echoGuard holds every echoRun-byte run of some secrets, to find any piece of them.
+type echoGuard struct {
+	runs  map[string]struct{}
+	short []string // secrets shorter than echoRun, matched whole
+}
+
+func newEchoGuard(secrets ...string) *echoGuard {
+	g := &echoGuard{runs: map[string]struct{}{}}
+	for _, s := range secrets {
+		for _, form := range []string{s, url.QueryEscape(s)} {
+			if form == "" {
+				continue
+			}
+			if len(form) < echoRun {
+				g.short = append(g.short, form)
+				continue
+			}
+			for i := 0; i+echoRun <= len(form); i++ {
+				g.runs[form[i:i+echoRun]] = struct{}{}
+			}
+		}
+	}
+	return g
+}
+
+// holds reports whether s contains a piece of a secret.
+func (g *echoGuard) holds(s string) bool {
+	for i := 0; i+echoRun <= len(s); i++ {
+		if _, ok := g.runs[s[i:i+echoRun]]; ok {
+			return true
+		}
+	}
+	for _, sh := range g.short {
+		if strings.Contains(s, sh) {
+			return true
+		}
+	}
+	return false
 }
 
 // statusCode names a status the way Spotnana names its codes (UPPER_SNAKE).

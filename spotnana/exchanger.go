@@ -29,7 +29,7 @@ var _ TokenSource = (*Client)(nil)
 
 // Exchanger adds a per-user token cache and singleflight to a TokenSource.
 //
-// Tokens are cached per user (the validated email, compared case-insensitively) until
+// Tokens are cached per user (the validated email, byte for byte as it is mapped) until
 // ExpiryMargin before they expire; a reused token reports the expires_in actually left.
 // A response without expires_in is not cached, since its lifetime is unknown.
 //
@@ -177,9 +177,11 @@ func (x *Exchanger) lookup(ctx context.Context, key cache.Key) *TokenResponse {
 	return t
 }
 
-// userID is the cache ID of a user: the SHA-256 of the normalised email, so that the
-// cache never holds an email in clear.
+// userID is the cache ID of a user: the SHA-256 of the email exactly as mapping returned
+// it, which is the identity Spotnana is told about, so that the cache never holds an
+// email in clear. No folding here: the mapping rules alone decide which inputs are one
+// user, and a Unicode fold (U+212A KELVIN SIGN to k) handed one user another's tokens.
 func userID(email string) string {
-	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(email))))
+	sum := sha256.Sum256([]byte(email))
 	return hex.EncodeToString(sum[:])
 }

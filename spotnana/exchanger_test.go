@@ -81,7 +81,18 @@ func TestExchangerReuse(t *testing.T) {
 			steps: []step{
 				{0, "alice@example.com", "at-1", 3600},
 				{100 * time.Second, "alice@example.com", "at-1", 3500},
-				{3000 * time.Second, "Alice@Example.com ", "at-1", 500},
+				{3000 * time.Second, "alice@example.com", "at-1", 500},
+			},
+		},
+		{
+			// The key is the email as mapped: a look-alike (U+212A KELVIN SIGN) or another
+			// spelling never reaches a cached token of someone else.
+			name: "the key is the exact email",
+			steps: []step{
+				{0, "kate@example.com", "at-1", 3600},
+				{0, "\u212Aate@example.com", "at-2", 3600},
+				{0, "Kate@example.com", "at-3", 3600},
+				{time.Second, "kate@example.com", "at-1", 3599},
 			},
 		},
 		{

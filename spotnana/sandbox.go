@@ -26,6 +26,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"github.com/tidwall/gjson"
+
+	"github.com/idbridge/idbridge/jsonlimit"
 )
 
 // Sandbox routes.
@@ -425,6 +427,9 @@ func (s *Sandbox) callback(ctx context.Context, subject string) (string, error) 
 		return "", newErr(http.StatusUnauthorized, CodeNotAuthenticated,
 			fmt.Sprintf("user-detail endpoint answered %d", resp.StatusCode))
 	}
+	if err := jsonlimit.Check(body); err != nil {
+		return "", err
+	}
 	email := gjson.GetBytes(body, "user.email")
 	if email.Type != gjson.String || strings.TrimSpace(email.String()) == "" {
 		return "", newErr(http.StatusUnauthorized, CodeNotAuthenticated, "user-detail answer has no user.email")
@@ -531,6 +536,9 @@ func (s *Sandbox) fetchJWKS(ctx context.Context) (jwk.Set, error) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return nil, unavailable
+	}
+	if err := jsonlimit.Check(body); err != nil {
+		return nil, err
 	}
 	set, err := jwk.Parse(body)
 	if err != nil {

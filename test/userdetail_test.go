@@ -329,7 +329,7 @@ mapping:
 			bad + ":2: server.listn:",
 			bad + ":7: providers[0].audiences:",
 			bad + ":8: providers[0].algorithms",
-			bad + ":9: providers[1].type:",
+			bad + ":10: providers[1].type:",
 			bad + ":13: mapping.email[0]",
 		} {
 			if !strings.Contains(errOut, want) {

@@ -1,13 +1,17 @@
-// Package redistest starts a throwaway redis-server for tests: its own process on a free
-// loopback port, in a temporary directory, with no persistence. Tests skip when
-// redis-server is not on PATH, unless IDBRIDGE_REQUIRE_SERVERS=1 (as in CI), where a
-// missing server fails the test instead.
+// Package redistest starts throwaway Redis deployments for tests, each process on free
+// loopback ports, in a temporary directory, with no persistence: one redis-server
+// (optionally over TLS, with ACL users), a Sentinel set (a primary, a replica and three
+// sentinels) and a Redis Cluster (built with `redis-cli --cluster create`). Tests skip
+// when a needed program is not on PATH, unless IDBRIDGE_REQUIRE_SERVERS=1 (as in CI),
+// where a missing program fails the test instead.
 package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -27,34 +31,85 @@ const RequireEnv = "IDBRIDGE_REQUIRE_SERVERS"
 // machines are slow, and never reached when things work.
 const startTimeout = 15 * time.Second
 
-// Server is one redis-server process, restartable on the same port.
+// Options shape one redis-server.
+type Options struct {
+	// Conf lines go into the server's redis.conf (ACL `user` lines, say).
+	Conf []string
+	// TLS, when set, makes the server speak TLS only, with these files.
+	TLS *TLSFiles
+	// ClientCerts: with TLS, require a client certificate signed by the test CA.
+	ClientCerts bool
+	// Args are extra command-line arguments.
+	Args []string
+}
+
+// Server is one redis-server (or redis-sentinel) process, restartable on its port.
 type Server struct {
 	t    testing.TB
 	bin  string
 	dir  string
 	port int
+	conf string   // path of the config file, first argument
+	args []string // fixed arguments after the port
+	tls  *tls.Config
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
 	end chan struct{} // closed when cmd has exited
 }
 
-// Start starts a redis-server and stops it when the test ends.
-func Start(t testing.TB) *Server {
+// need finds a program or skips (fails under RequireEnv=1) the test.
+func need(t testing.TB, prog string) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
+	bin, err := exec.LookPath(prog)
 	if err != nil {
 		if os.Getenv(RequireEnv) == "1" {
-			t.Fatalf("redistest: redis-server not found and %s=1: %v", RequireEnv, err)
+			t.Fatalf("redistest: %s not found and %s=1: %v", prog, RequireEnv, err)
 		}
-		t.Skipf("redistest: redis-server not found (set %s=1 to fail instead): %v", RequireEnv, err)
+		t.Skipf("redistest: %s not found (set %s=1 to fail instead): %v", prog, RequireEnv, err)
 	}
+	return bin
+}
+
+// Start starts a redis-server and stops it when the test ends.
+func Start(t testing.TB) *Server { return StartWith(t, Options{}) }
+
+// StartWith starts a redis-server shaped by o and stops it when the test ends.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
+	return launch(t, need(t, "redis-server"), o.Conf, func(port int) []string {
+		args := append([]string{"--save", "", "--appendonly", "no"}, o.Args...)
+		if o.TLS == nil {
+			return append(args, "--port", strconv.Itoa(port))
+		}
+		auth := "no"
+		if o.ClientCerts {
+			auth = "yes"
+		}
+		return append(args, "--port", "0", "--tls-port", strconv.Itoa(port),
+			"--tls-cert-file", o.TLS.ServerCert, "--tls-key-file", o.TLS.ServerKey,
+			"--tls-ca-cert-file", o.TLS.CA, "--tls-auth-clients", auth)
+	}, o.TLS)
+}
+
+// launch starts bin with a config file of conf lines and args(port) on a free port,
+// trying again on a new port if another process took it first.
+func launch(t testing.TB, bin string, conf []string, args func(port int) []string, tf *TLSFiles) *Server {
+	t.Helper()
 	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	if tf != nil {
+		s.tls = tf.clientConfig()
+	}
 	t.Cleanup(s.Kill)
-	// Another process may take the free port between our probe and redis' bind: try again
-	// on a new port a few times.
 	for attempt := 0; ; attempt++ {
-		s.port, err = freePort()
+		port, err := freePort()
+		if err == nil {
+			s.port = port
+			s.args = args(port)
+			s.conf = filepath.Join(s.dir, "redis.conf")
+			lines := append([]string{"bind 127.0.0.1", "dir " + s.dir, "logfile " + filepath.Join(s.dir, "redis.log")}, conf...)
+			err = os.WriteFile(s.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+		}
 		if err == nil {
 			err = s.start()
 		}
@@ -70,11 +125,29 @@ func Start(t testing.TB) *Server {
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
+// Port is the server's port.
+func (s *Server) Port() int { return s.port }
+
 // Stop shuts the server down gracefully (SIGTERM) and waits for it to exit.
 func (s *Server) Stop() { s.halt(syscall.SIGTERM) }
 
 // Kill kills the server (SIGKILL), as a crash would, and waits for it to exit.
 func (s *Server) Kill() { s.halt(os.Kill) }
+
+// Freeze stops the process (SIGSTOP) without losing its data, as a network partition
+// would look to a client: connections open, nothing answers.
+func (s *Server) Freeze() { s.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server (SIGCONT).
+func (s *Server) Thaw() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig os.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(sig)
+	}
+}
 
 // Restart starts the server again on the same port, stopping it first if it runs. The
 // data is gone: nothing is persisted.
@@ -94,6 +167,7 @@ func (s *Server) halt(sig os.Signal) {
 	if cmd == nil {
 		return
 	}
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a frozen server cannot act on SIGTERM
 	_ = cmd.Process.Signal(sig)
 	select {
 	case <-end:
@@ -104,17 +178,9 @@ func (s *Server) halt(sig os.Signal) {
 }
 
 func (s *Server) start() error {
-	logFile := filepath.Join(s.dir, "redis.log")
-	cmd := exec.Command(s.bin,
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-		"--logfile", logFile,
-	)
+	cmd := exec.Command(s.bin, append([]string{s.conf}, s.args...)...)
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start redis-server: %w", err)
+		return fmt.Errorf("start %s: %w", s.bin, err)
 	}
 	end := make(chan struct{})
 	go func() {
@@ -125,10 +191,11 @@ func (s *Server) start() error {
 	s.cmd, s.end = cmd, end
 	s.mu.Unlock()
 
+	logFile := filepath.Join(s.dir, "redis.log")
 	deadline := time.Now().Add(startTimeout)
 	for {
-		err := ping(s.Addr())
-		if err == nil {
+		_, err := s.Do("PING")
+		if err == nil || strings.HasPrefix(err.Error(), "NOAUTH") {
 			return nil
 		}
 		select {
@@ -136,36 +203,101 @@ func (s *Server) start() error {
 			s.mu.Lock()
 			s.cmd, s.end = nil, nil
 			s.mu.Unlock()
-			return fmt.Errorf("redis-server on port %d exited: %s", s.port, tail(logFile))
+			return fmt.Errorf("%s on port %d exited: %s", filepath.Base(s.bin), s.port, tail(logFile))
 		default:
 		}
 		if time.Now().After(deadline) {
 			s.Kill()
-			return fmt.Errorf("redis-server on port %d did not answer PING: %v; %s", s.port, err, tail(logFile))
+			return fmt.Errorf("%s on port %d did not answer PING: %v; %s", filepath.Base(s.bin), s.port, err, tail(logFile))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// ping speaks just enough RESP to see the server answer.
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+// Do sends one command (as the default user, over TLS when the server speaks it) and
+// returns its reply: a string, an int64, nil, or a []any of those; an error reply is
+// an error.
+func (s *Server) Do(args ...string) (any, error) {
+	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if s.tls != nil {
+		c = tls.Client(c, s.tls)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		return nil, err
+	}
+	return readReply(bufio.NewReader(c), 0)
+}
+
+// String runs a command whose reply is a string (or a number).
+func (s *Server) String(args ...string) (string, error) {
+	v, err := s.Do(args...)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if strings.TrimSpace(line) != "+PONG" {
-		return errors.New("unexpected reply " + strconv.Quote(line))
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
 	}
-	return nil
+	return "", fmt.Errorf("%s: unexpected reply %v", args[0], v)
+}
+
+// readReply reads one RESP2 reply.
+func readReply(r *bufio.Reader, depth int) (any, error) {
+	if depth > 8 {
+		return nil, errors.New("reply too deep")
+	}
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return nil, errors.New("empty reply line")
+	}
+	body := line[1:]
+	switch line[0] {
+	case '+':
+		return body, nil
+	case '-':
+		return nil, errors.New(body)
+	case ':':
+		return strconv.ParseInt(body, 10, 64)
+	case '$':
+		n, err := strconv.Atoi(body)
+		if err != nil || n < 0 {
+			return nil, err
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		return string(buf[:n]), nil
+	case '*':
+		n, err := strconv.Atoi(body)
+		if err != nil || n < 0 {
+			return nil, err
+		}
+		out := make([]any, n)
+		for i := range out {
+			if out[i], err = readReply(r, depth+1); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("unknown reply %q", line)
 }
 
 func freePort() (int, error) {

@@ -9,45 +9,47 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"sort"
-	"strings"
 	"syscall"
+	"time"
 
+	"github.com/idbridge/idbridge/app"
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/providers"
 	"github.com/idbridge/idbridge/server"
+	"github.com/idbridge/idbridge/spotnana"
 )
 
-// loadConfig loads and fully validates a config file, providers included. It prints
-// every error to stderr as FILE:LINE: key.path: message.
-func loadConfig(path string, stderr io.Writer) (*configs.Config, bool) {
+// loadPlan parses a config file and builds every part it names (nothing is started),
+// with the registry's secret keys. newLog builds the logger the parts will log to from
+// the file's log section; nil discards. It prints every error and warning to stderr as
+// FILE:LINE: key.path: message, in file order, each once, and reports whether the plan
+// may start; the plan (when not nil) must be closed or started.
+func loadPlan(path string, stderr io.Writer, newLog func(configs.Log) *slog.Logger) (*app.Plan, bool) {
 	if path == "" {
 		fmt.Fprintln(stderr, "idbridge: --config FILE is required (or set IDBRIDGE_CONFIG)")
 		return nil, false
 	}
-	cfg, errs := configs.Load(path)
+	reg := registry()
+	cfg, errs := configs.Load(path, reg.SecretKeys()...)
+	var plan *app.Plan
 	if cfg != nil {
-		_, perrs := buildRuntime(cfg, slog.New(slog.DiscardHandler), nil, true)
+		logger := slog.New(slog.DiscardHandler)
+		if newLog != nil {
+			logger = newLog(cfg.Log)
+		}
+		var perrs configs.Errors
+		plan, perrs = app.Load(cfg, reg, logger)
 		errs = append(errs, perrs...)
 	}
-	// In file order, as an editor would walk them.
-	sort.SliceStable(errs, func(i, j int) bool { return errs[i].File == errs[j].File && errs[i].Line < errs[j].Line })
-	// The config loader and the mapping compiler both check mapping rules, in their own
-	// words: a mapping position is printed once. Any other two errors at one position
-	// are two problems and are both printed.
-	seen := map[string]bool{}
+	errs = app.SortErrors(errs)
 	for _, e := range errs {
-		key := fmt.Sprintf("%s:%d:%s", e.File, e.Line, e.Path)
-		if !strings.Contains(e.Path, "mapping") {
-			key += ":" + e.Msg
-		}
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
 		fmt.Fprintln(stderr, e.Error())
 	}
-	return cfg, len(errs.Fatal()) == 0
+	if len(errs.Fatal()) > 0 {
+		plan.Close()
+		return nil, false
+	}
+	return plan, true
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
@@ -56,9 +58,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
-	if _, ok := loadConfig(*path, stderr); !ok {
+	// check parses only: nothing is started, no network is touched.
+	plan, ok := loadPlan(*path, stderr, nil)
+	if !ok {
 		return exitUsage
 	}
+	plan.Close()
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return exitOK
 }
@@ -69,117 +74,33 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
-	cfg, ok := loadConfig(*path, stderr)
+	sink := newLogSink(stderr)
+	defer sink.Close()
+	var logger *slog.Logger
+	newLog := func(c configs.Log) *slog.Logger {
+		logger = slog.New(flushingHandler{app.NewLogger(c, sink).Handler(), sink})
+		return logger
+	}
+	plan, ok := loadPlan(*path, stderr, newLog)
 	if !ok {
 		return exitUsage
 	}
-	sink := newLogSink(stderr)
-	defer sink.Close()
-	logger := newLogger(cfg.Log, sink)
-	logger = slog.New(flushingHandler{logger.Handler(), sink})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	ready := func(string, string) { sink.Flush() } // tell the operator at once that it listens
-	access := &server.AccessLog{W: sink, JSON: cfg.Log.Format != "text"}
-	if err := serve(ctx, *path, cfg, logger, access, ready); err != nil {
+	err := app.Serve(ctx, plan, app.ServeOptions{
+		Path:       *path,
+		Registry:   registry(),
+		Logger:     logger,
+		AccessLog:  &server.AccessLog{W: sink, JSON: plan.Config.Log.Format != "text"},
+		Ready:      func(string, string) { sink.Flush() }, // tell the operator at once that it listens
+		Playground: playgroundOptions(plan.Config, *path),
+		Version:    version,
+	})
+	if err != nil {
 		logger.Error("idbridge stopped", "error", err)
 		return exitRuntime
 	}
 	return exitOK
-}
-
-// serve runs the bridge for cfg until ctx is done; SIGHUP reloads path. ready, when not
-// nil, receives the bound addresses once listening.
-//
-// access, when not nil, is the fast path for the per-request log line; it must write to
-// the same place as logger.
-func serve(ctx context.Context, path string, cfg *configs.Config, logger *slog.Logger, access *server.AccessLog, ready func(main, admin string)) error {
-	proc, err := newProcess(cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer proc.Close()
-	b, errs := buildRuntime(cfg, logger, proc, false)
-	if len(errs.Fatal()) > 0 {
-		return errs.Fatal()
-	}
-	opts := proc.options(logger)
-	opts.AccessLog = access
-	srv, err := server.New(b.rt, opts)
-	if err != nil {
-		return err
-	}
-	proc.installed(cfg, b)
-	mainLn, adminLn, err := srv.Listen()
-	if err != nil {
-		b.rt.Close()
-		return err
-	}
-	// SIGHUP is caught before "idbridge serving" is logged: its default action would
-	// kill a process reloaded as soon as it says it serves.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	adminAddr := ""
-	if adminLn != nil {
-		adminAddr = adminLn.Addr().String()
-	}
-	logger.Info("idbridge serving", "version", version, "listen", mainLn.Addr().String(), "admin_listen", adminAddr, "providers", len(b.instances))
-	if ready != nil {
-		ready(mainLn.Addr().String(), adminAddr)
-	}
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				reload(path, logger, srv, proc)
-			}
-		}
-	}()
-	err = srv.Serve(ctx, mainLn, adminLn)
-	srv.Close()
-	return err
-}
-
-// reload re-reads the config; a valid one replaces the running one atomically, an
-// invalid one is logged with every error and the old one keeps serving.
-// The cache is the process's: unchanged providers keep their entries.
-func reload(path string, logger *slog.Logger, srv *server.Server, proc *process) {
-	cfg, errs := loadForReload(path)
-	if cfg == nil || len(errs.Fatal()) > 0 {
-		logReloadErrors(logger, errs)
-		proc.reloaded(logger, nil, nil, false)
-		return
-	}
-	b, errs := buildRuntime(cfg, logger, proc, false)
-	if len(errs.Fatal()) > 0 {
-		logReloadErrors(logger, errs)
-		proc.reloaded(logger, nil, nil, false)
-		return
-	}
-	old := srv.Current()
-	if err := srv.Swap(b.rt); err != nil {
-		b.rt.Close()
-		logger.Error("config reload refused", "error", err)
-		proc.reloaded(logger, nil, nil, false)
-		return
-	}
-	proc.installed(cfg, b)
-	proc.reloaded(logger, cfg, old, true)
-	if err := srv.ReloadTLS(); err != nil {
-		logger.Error("TLS certificate reload failed; the previous certificate keeps serving", "error", err)
-	}
-	logger.Info("config reloaded", "providers", len(b.instances))
-}
-
-func logReloadErrors(logger *slog.Logger, errs configs.Errors) {
-	msgs := make([]string, 0, len(errs))
-	for _, e := range errs.Fatal() {
-		msgs = append(msgs, e.Error())
-	}
-	logger.Error("config reload refused; the previous config keeps serving", "errors", msgs)
 }
 
 func cmdMap(args []string, stdout, stderr io.Writer) int {
@@ -194,10 +115,12 @@ func cmdMap(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "idbridge map: --input FILE|- is required")
 		return exitUsage
 	}
-	cfg, ok := loadConfig(*path, stderr)
+	plan, ok := loadPlan(*path, stderr, nil)
 	if !ok {
 		return exitUsage
 	}
+	plan.Close()
+	cfg := plan.Config
 	doc, err := readInput(*input, os.Stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "idbridge map: %v\n", err)
@@ -224,7 +147,7 @@ func cmdMap(args []string, stdout, stderr io.Writer) int {
 			m, where = sec.Mapping, sec.Path+".mapping"
 		}
 	}
-	rules, errs := compileMapping(cfg.File, where, m)
+	rules, errs := app.CompileMapping(cfg.File, where, m)
 	if len(errs) > 0 {
 		fmt.Fprintln(stderr, errs.Error())
 		return exitUsage
@@ -244,7 +167,7 @@ func cmdMap(args []string, stdout, stderr io.Writer) int {
 type tokenCommand struct {
 	cfg   *configs.Config
 	token string
-	b     *built
+	rt    *server.Runtime
 	code  int
 }
 
@@ -259,21 +182,23 @@ func loadTokenCommand(name, tokenFlag, tokenHelp string, args []string, stderr i
 		fmt.Fprintf(stderr, "idbridge %s: --%s FILE|- is required\n", name, tokenFlag)
 		return tokenCommand{code: exitUsage}
 	}
-	cfg, ok := loadConfig(*path, stderr)
+	plan, ok := loadPlan(*path, stderr, func(c configs.Log) *slog.Logger { return app.NewLogger(c, stderr) })
 	if !ok {
 		return tokenCommand{code: exitUsage}
 	}
 	raw, err := readInput(*tokenFile, os.Stdin)
 	if err != nil {
+		plan.Close()
 		fmt.Fprintf(stderr, "idbridge %s: %v\n", name, err)
 		return tokenCommand{code: exitUsage}
 	}
-	b, errs := buildRuntime(cfg, newLogger(cfg.Log, stderr), nil, false)
-	if len(errs.Fatal()) > 0 {
-		fmt.Fprintln(stderr, errs.Fatal().Error())
-		return tokenCommand{code: exitUsage}
+	var none *app.Process // one-shot: a memory cache of its own, no metrics
+	rt, err := none.Runtime(context.Background(), plan)
+	if err != nil {
+		fmt.Fprintf(stderr, "idbridge %s: %v\n", name, err)
+		return tokenCommand{code: exitRuntime}
 	}
-	return tokenCommand{cfg: cfg, token: string(trimSpace(raw)), b: b}
+	return tokenCommand{cfg: plan.Config, token: string(trimSpace(raw)), rt: rt}
 }
 
 func cmdResolve(args []string, stdout, stderr io.Writer) int {
@@ -281,12 +206,12 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	if tc.code != 0 {
 		return tc.code
 	}
-	defer tc.b.rt.Close()
+	defer tc.rt.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), tc.cfg.Server.RequestTimeout)
 	defer cancel()
 	sum := providers.TokenSum(tc.token)
 	fmt.Fprintf(stdout, "token fingerprint: %s\n", providers.Fingerprint(sum))
-	res, err := tc.b.rt.Bridge.Chain().Resolve(ctx, tc.token, sum)
+	res, err := tc.rt.Bridge.Chain().Resolve(ctx, tc.token, sum)
 	if err != nil {
 		fmt.Fprintf(stdout, "result: refused (%s)\n", verdict(err))
 		fmt.Fprintf(stdout, "detail: %v\n", err)
@@ -298,7 +223,7 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 		out, _ := json.MarshalIndent(pretty, "", "  ")
 		fmt.Fprintf(stdout, "identity document:\n%s\n", out)
 	}
-	email, trace, err := tc.b.rt.Bridge.RulesFor(res.Instance).Trace(res.Document)
+	email, trace, err := tc.rt.Bridge.RulesFor(res.Instance).Trace(res.Document)
 	fmt.Fprint(stdout, trace.String())
 	if err != nil {
 		fmt.Fprintf(stdout, "result: no email (%v)\n", err)
@@ -330,4 +255,49 @@ func trimSpace(b []byte) []byte {
 		b = b[1:]
 	}
 	return b
+}
+
+func cmdExchange(args []string, stdout, stderr io.Writer) int {
+	tc := loadTokenCommand("exchange", "subject-token", "`FILE` holding the user's token, or - for standard input", args, stderr)
+	if tc.code != 0 {
+		return tc.code
+	}
+	defer tc.rt.Close()
+	cfg, token, rt := tc.cfg, tc.token, tc.rt
+	if cfg.Spotnana == nil {
+		fmt.Fprintf(stderr, "%s: spotnana: the section is required for an exchange\n", cfg.File)
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.RequestTimeout+cfg.Spotnana.Timeout*time.Duration(1+maxRetries(cfg.Spotnana)))
+	defer cancel()
+	// The token is validated and mapped locally first, as the route does: a bad token
+	// never reaches Spotnana.
+	res, err := rt.Bridge.Resolve(ctx, token, providers.TokenSum(token))
+	if err != nil {
+		fmt.Fprintf(stderr, "idbridge exchange: refused locally (%s): %v\n", verdict(err), err)
+		return exitRuntime
+	}
+	body, err := rt.Exchange(ctx, res, token)
+	if err != nil {
+		var refused *spotnana.RefusedError
+		if errors.As(err, &refused) {
+			out, _ := json.MarshalIndent(refused, "", "  ")
+			fmt.Fprintf(stdout, "%s\n", out)
+		}
+		fmt.Fprintf(stderr, "idbridge exchange: %v\n", err)
+		return exitRuntime
+	}
+	var pretty any
+	if json.Unmarshal(body, &pretty) == nil {
+		body, _ = json.MarshalIndent(pretty, "", "  ")
+	}
+	fmt.Fprintf(stdout, "%s\n", body)
+	return exitOK
+}
+
+func maxRetries(sc *configs.Spotnana) int {
+	if sc.MaxRetries == nil {
+		return 3
+	}
+	return *sc.MaxRetries
 }

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/idbridge/idbridge/app"
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/providers/jwt/jwttest"
 	"github.com/idbridge/idbridge/spotnana"
@@ -29,6 +30,7 @@ import (
 // random one, so that the demo shows a secret travelling by reference, never in the file.
 const (
 	demoUser     = "alice@example.com"
+	demoUser2    = "bob@example.com"
 	demoClientID = "idbridge-demo"
 	demoConfig   = "configs/demo.yaml (embedded)"
 )
@@ -194,11 +196,14 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	fmt.Fprintln(stdout, "idbridge demo: a demo OIDC issuer, the bridge and the Spotnana sandbox, all on loopback.")
 
 	// The issuer.
-	issuer, err := jwttest.NewIssuer(jwttest.WithAddr(o.issuerAddr))
+	// Minted tokens default to what the demo's provider accepts (aud idbridge); the body
+	// of a mint request overrides any claim.
+	mint := jwttest.WithMintEndpoint(map[string]any{"aud": "idbridge", "scope": "openid email"})
+	issuer, err := jwttest.NewIssuer(jwttest.WithAddr(o.issuerAddr), mint)
 	issuerMoved := false
 	if err != nil {
 		issuerMoved = true
-		if issuer, err = jwttest.NewIssuer(jwttest.WithAddr(fallbackAddr(o.issuerAddr))); err != nil {
+		if issuer, err = jwttest.NewIssuer(jwttest.WithAddr(fallbackAddr(o.issuerAddr)), mint); err != nil {
 			return fmt.Errorf("demo issuer: %w", err)
 		}
 	}
@@ -222,8 +227,14 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 		"IDBRIDGE_DEMO_SANDBOX":       sandboxURL,
 		"IDBRIDGE_DEMO_CLIENT_SECRET": secret,
 	}
-	cfg, errs := configs.Parse(demoConfig, configs.Demo, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	reg := registry()
+	cfg, errs := configs.Parse(demoConfig, configs.Demo, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, reg.SecretKeys()...)
 	if cfg == nil || len(errs.Fatal()) > 0 {
+		return fmt.Errorf("the embedded config is invalid (a bug): %v", errs.Fatal())
+	}
+	plan, errs := app.Load(cfg, reg, logger)
+	if len(errs.Fatal()) > 0 {
+		plan.Close()
 		return fmt.Errorf("the embedded config is invalid (a bug): %v", errs.Fatal())
 	}
 
@@ -232,7 +243,8 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	ready := make(chan addrs, 1)
 	served := make(chan error, 1)
 	go func() {
-		served <- serve(ctx, "", cfg, logger, nil, func(m, a string) { ready <- addrs{m, a} })
+		served <- app.Serve(ctx, plan, app.ServeOptions{Registry: reg, Logger: logger, Version: version,
+			Ready: func(m, a string) { ready <- addrs{m, a} }})
 	}()
 	var bridgeAt addrs
 	select {
@@ -256,7 +268,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	sb := spotnana.NewSandbox(spotnana.SandboxConfig{
 		ClientID:      demoClientID,
 		ClientSecret:  secret,
-		Users:         []string{demoUser},
+		Users:         []string{demoUser, demoUser2},
 		Mode:          spotnana.SandboxModeCallback,
 		UserDetailURL: bridgeURL + cfg.Server.UserDetailPath,
 		HTTPClient:    &http.Client{Transport: watch, Timeout: 10 * time.Second},
@@ -378,6 +390,12 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	fmt.Fprintf(stdout, "     -d grant_type=%s -d client_id=%s \\\n", spotnana.GrantTokenExchange, demoClientID)
 	fmt.Fprintf(stdout, "     --data-urlencode \"client_secret=$(cat %s)\" --data-urlencode \"subject_token=$(cat %s)\" \\\n", secretFile, tokenFile)
 	fmt.Fprintf(stdout, "     -d subject_token_type=%s -d scope=openid\n", spotnana.TokenTypeAccessToken)
+	mintURL := q(issuer.URL() + jwttest.MintPath)
+	fmt.Fprintf(stdout, "   # mint test tokens at the demo issuer (loopback only; the JSON body's claims override aud=idbridge):\n")
+	fmt.Fprintf(stdout, "   curl -s -X POST %s -d '{\"sub\":\"bob\",\"email\":\"%s\",\"email_verified\":true}' > bob.token\n", mintURL, demoUser2)
+	fmt.Fprintf(stdout, "   curl -s -X POST '%s?ttl=-5m' -d '{\"sub\":\"bob\",\"email\":\"%s\",\"email_verified\":true}' > expired.token   # 401\n", issuer.URL()+jwttest.MintPath, demoUser2)
+	fmt.Fprintf(stdout, "   curl -s -X POST %s -d '{\"sub\":\"carol\",\"email\":\"carol@example.com\",\"email_verified\":false}' > custom.token   # 403: unverified\n", mintURL)
+	fmt.Fprintf(stdout, "   curl -s -H \"Authorization: Bearer $(cat bob.token)\" %s\n", q(bridgeURL+cfg.Server.UserDetailPath))
 	fmt.Fprintf(stdout, "   # health, readiness, metrics\n")
 	fmt.Fprintf(stdout, "   curl -s %s\n", q(adminURL+"/readyz"))
 

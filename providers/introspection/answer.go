@@ -10,6 +10,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/idbridge/idbridge/jsonlimit"
 	"github.com/idbridge/idbridge/providers"
 )
 
@@ -51,6 +52,11 @@ const (
 // errInactive for "active": false. claimNames are the required claims to collect.
 func parseAnswer(body []byte, claimNames []string) (answer, error) {
 	var a answer
+	// Depth first: gjson's validator recurses once per level (1 MiB of "[" costs it
+	// about 128 MB of stack).
+	if err := jsonlimit.Check(body); err != nil {
+		return a, fmt.Errorf("%w: %w", errMalformed, err)
+	}
 	if !gjson.ValidBytes(body) {
 		return a, fmt.Errorf("%w: not JSON", errMalformed)
 	}

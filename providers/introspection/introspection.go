@@ -26,6 +26,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/outbound"
 	"github.com/idbridge/idbridge/providers"
 )
 
@@ -80,6 +82,11 @@ var (
 	_ providers.Factory       = New
 )
 
+// Registration is the introspection provider type's entry in the registry.
+func Registration() providers.Type {
+	return providers.Type{New: New, Secrets: []string{"client_secret", "private_key_file"}, Warnings: Warnings}
+}
+
 // New builds a `type: introspection` provider from its section. Every configuration
 // error is returned at once, as configs.Errors. Warnings (see Warnings) are logged.
 func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance, error) {
@@ -90,7 +97,7 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 	p := &Provider{
 		name:   sec.Name,
 		s:      s,
-		client: noRedirects(deps.HTTPClient),
+		client: outbound.NoRedirects(deps.HTTPClient),
 		log:    deps.Logger,
 		now:    deps.Now,
 	}
@@ -111,19 +118,7 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 		CacheTTL:    s.cacheTTL,
 		NegativeTTL: s.negativeTTL,
 		Fingerprint: sec.Fingerprint,
-		Section:     sec,
 	}, nil
-}
-
-// noRedirects copies the shared client so that a redirect is never followed: with
-// client_secret_post the secret is in the body, and a 307 would carry it elsewhere.
-func noRedirects(c *http.Client) *http.Client {
-	var cp http.Client
-	if c != nil {
-		cp = *c
-	}
-	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &cp
 }
 
 // Authenticate asks the endpoint about token and checks the answer.
@@ -248,10 +243,10 @@ func (p *Provider) post(ctx context.Context, timeout time.Duration, form url.Val
 		p.log.Error("introspection endpoint refused idbridge's client credentials",
 			"status", resp.StatusCode, "client_id", p.s.clientID, "auth_method", p.s.authMethod)
 		drain(resp.Body)
-		return nil, fmt.Errorf("introspection: %w: %w (%s)", providers.ErrUnavailable, errCredentials, resp.Status)
+		return nil, fmt.Errorf("introspection: %w: %w (%d)", providers.ErrUnavailable, errCredentials, resp.StatusCode)
 	case resp.StatusCode != http.StatusOK:
 		drain(resp.Body)
-		return nil, fmt.Errorf("introspection: %w: %w", providers.ErrUnavailable, &statusError{resp.StatusCode, resp.Status})
+		return nil, fmt.Errorf("introspection: %w: %w", providers.ErrUnavailable, &statusError{resp.StatusCode})
 	}
 	if !isJSON(resp.Header.Get("Content-Type")) {
 		drain(resp.Body)
@@ -310,12 +305,13 @@ func (p *Provider) assertion() (string, error) {
 var errCredentials = errors.New("endpoint refused the client credentials")
 
 // statusError is an unexpected HTTP status from the endpoint.
-type statusError struct {
-	code   int
-	status string
-}
+// statusError is a status other than 200. It names the status by its number and the
+// standard text, never by the reason phrase the endpoint sent, which is upstream text.
+type statusError struct{ code int }
 
-func (e *statusError) Error() string { return "endpoint answered " + e.status }
+func (e *statusError) Error() string {
+	return "endpoint answered " + strconv.Itoa(e.code) + " " + http.StatusText(e.code)
+}
 
 func (p *Provider) record(err error) {
 	o := &outcome{at: p.now(), ok: true}

@@ -83,6 +83,9 @@ func newTestProvider(t testing.TB, c *clock, text string) *Provider {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { _ = inst.Close() })
+	if err := inst.Start(t.Context()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
 	return inst.Provider.(*Provider)
 }
 

@@ -23,6 +23,8 @@ import (
 	"unsafe"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/jsonlimit"
+	"github.com/idbridge/idbridge/outbound"
 	"github.com/idbridge/idbridge/providers"
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 	"github.com/tidwall/gjson"
@@ -66,9 +68,8 @@ type Provider struct {
 	lastOK      time.Time
 	lastErr     error
 	lastSkipped []SkippedKey // of the last set parsed, installed or not
-	lastUsable  int
 
-	stats    [4]atomic.Int64 // indexed by resultIndex
+	stats    [5]atomic.Int64 // indexed by resultIndex
 	retryMin time.Duration   // first retry delay after a failed refresh
 
 	stop      context.CancelFunc
@@ -76,27 +77,27 @@ type Provider struct {
 	closeOnce sync.Once
 }
 
-// New builds a jwt provider from its config section. It tries to load the keys once,
-// synchronously within timeout; a failure there does not fail New (the IdP may be down
-// while we start): Health reports not ready, Authenticate answers ErrUnavailable, and the
-// refresher retries with backoff.
+// Registration is the jwt provider type's entry in the registry.
+func Registration() providers.Type { return providers.Type{New: New, Warnings: Warnings} }
+
+// New builds a jwt provider from its config section, without touching the network.
+// Its Instance.Start loads the keys once within timeout and starts the refresher; a
+// failed first load does not fail Start (the IdP may be down while we start): Health
+// reports not ready, Authenticate answers ErrUnavailable, and the refresher retries with
+// backoff.
 func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance, error) {
 	s, err := parseConfig(sec)
 	if err != nil {
 		return providers.Instance{}, err
 	}
-	if deps.ValidateOnly {
-		// `idbridge check` validates without touching the network, but a jwks_file is
-		// local: a set it could never use is a configuration error.
-		if _, err := loadKeyFile(s.cfg.JWKSFile); err != nil {
-			return providers.Instance{}, configs.Errors{sec.Errorf("jwks_file", "%v", err)}
-		}
+	// A jwks_file is local: a set it could never use is a configuration error, which
+	// `idbridge check` reports too (reading a file touches no network).
+	if _, err := loadKeyFile(s.cfg.JWKSFile); err != nil {
+		return providers.Instance{}, configs.Errors{sec.Errorf("jwks_file", "%v", err)}
 	}
 	p := newProvider(sec.Name, s, deps)
-	if !deps.ValidateOnly {
-		p.start()
-	}
 	return providers.Instance{
+		Start:       p.start,
 		Name:        sec.Name,
 		Type:        Type,
 		Provider:    p,
@@ -104,7 +105,6 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 		NegativeTTL: 0,
 		Final:       true,
 		Fingerprint: sec.Fingerprint,
-		Section:     sec,
 		Close:       p.Close,
 	}, nil
 }
@@ -143,17 +143,16 @@ func loadKeyFile(path string) (*keySet, error) {
 
 func newProvider(name string, s *settings, deps providers.Deps) *Provider {
 	p := &Provider{
-		name:     name,
-		s:        s,
-		client:   deps.HTTPClient,
+		name: name,
+		s:    s,
+		// Discovery and JWKS fetches never follow a redirect: one could point the key
+		// set at another host, or at our own admin listener.
+		client:   outbound.NoRedirects(deps.HTTPClient),
 		log:      deps.Logger,
 		now:      deps.Now,
 		fetchSem: make(chan struct{}, 1),
 		retryMin: time.Second,
 		done:     make(chan struct{}),
-	}
-	if p.client == nil {
-		p.client = &http.Client{Timeout: s.timeout}
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -165,15 +164,17 @@ func newProvider(name string, s *settings, deps providers.Deps) *Provider {
 	return p
 }
 
-// start performs the initial load and starts the refresher.
-func (p *Provider) start() {
-	if err := p.Refresh(context.Background()); err != nil {
+// start performs the initial load, bounded by ctx and timeout, and starts the
+// refresher, which lives until Close (not until ctx: ctx bounds the start only).
+func (p *Provider) start(ctx context.Context) error {
+	if err := p.Refresh(ctx); err != nil {
 		p.log.Error("jwt: initial key load failed; provider not ready until the refresher succeeds",
 			"provider", p.name, "error", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.stop = cancel
-	go p.refresher(ctx)
+	go p.refresher(rctx)
+	return nil
 }
 
 // Close stops the refresher and waits for it. It is safe to call more than once.
@@ -308,7 +309,7 @@ func split(s string) (token, bool) {
 }
 
 func isObject(s string) bool {
-	return gjson.Valid(s) && gjson.Parse(s).IsObject()
+	return jsonlimit.CheckString(s) == nil && gjson.Valid(s) && gjson.Parse(s).IsObject()
 }
 
 // view returns b as a string without copying it, so that gjson's string API can read it

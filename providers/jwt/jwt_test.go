@@ -714,7 +714,7 @@ func TestInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	if inst.Name != "corp-jwt" || inst.Type != "jwt" || !inst.Final || inst.CacheTTL != 10*time.Minute ||
-		inst.NegativeTTL != 0 || inst.Fingerprint != "fp" || inst.Section != sec || inst.Close == nil {
+		inst.NegativeTTL != 0 || inst.Fingerprint != "fp" || inst.Close == nil {
 		t.Errorf("Instance = %+v", inst)
 	}
 	if err := inst.Close(); err != nil {

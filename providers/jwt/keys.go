@@ -21,6 +21,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/tidwall/gjson"
+
+	"github.com/idbridge/idbridge/jsonlimit"
 )
 
 // keyKind is the key family an algorithm needs (RFC 8725 §3.1: one algorithm per key,
@@ -114,7 +116,7 @@ func parseKeySet(data []byte, pemData bool) (*keySet, error) {
 	var err error
 	if pemData {
 		err = ks.addPEM(data)
-	} else {
+	} else if err = jsonlimit.Check(data); err == nil {
 		err = ks.addJWKS(data)
 	}
 	if err != nil {
@@ -462,8 +464,9 @@ func (p *Provider) fetchAndInstall(ctx context.Context) error {
 		for _, sk := range ks.skipped {
 			p.log.Warn("jwt: key skipped", "provider", p.name, "kid", bounded(sk.KID), "index", sk.Index, "reason", sk.Reason)
 		}
+		p.stats[4].Add(int64(len(ks.skipped)))
 		p.stateMu.Lock()
-		p.lastSkipped, p.lastUsable = ks.skipped, len(ks.all)
+		p.lastSkipped = ks.skipped
 		p.stateMu.Unlock()
 	}
 	if err != nil {
@@ -525,6 +528,11 @@ func (p *Provider) get(ctx context.Context, url string) ([]byte, error) {
 	}
 	if len(data) > maxFetchBytes {
 		return nil, fmt.Errorf("GET %s: answer larger than %d bytes", url, maxFetchBytes)
+	}
+	// Discovery documents and key sets are JSON: bound their depth before a parser
+	// that recurses reads them.
+	if err := jsonlimit.Check(data); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}
 	return data, nil
 }

@@ -191,22 +191,32 @@ type Stats struct {
 	Error       int64 // the IdP or file could not be read
 	Invalid     int64 // the answer did not parse or held no usable key
 	RateLimited int64 // an unknown-kid refresh deferred by the 10 s limit
-	// UsableKeys and SkippedKeys count the keys of the last set parsed (gauges).
-	UsableKeys, SkippedKeys int
+	Skipped     int64 // unusable keys skipped, summed over every load
+}
+
+// Counters implements providers.Counters: key loads by result, for the metrics
+// (idbridge_jwks_refreshes_total).
+func (p *Provider) Counters() []providers.Counter {
+	st := p.Stats()
+	const name, help = "jwks_refreshes", "JWKS loads of jwt providers by result: ok (new key set in use), error (IdP unreachable), invalid (unusable answer), rate_limited (unknown-kid refresh refused)."
+	return []providers.Counter{
+		{Name: name, Help: help, Result: ResultOK, Value: st.OK},
+		{Name: name, Help: help, Result: ResultError, Value: st.Error},
+		{Name: name, Help: help, Result: ResultInvalid, Value: st.Invalid},
+		{Name: name, Help: help, Result: ResultRateLimited, Value: st.RateLimited},
+		{Name: "jwks_keys_skipped", Help: "Keys of a loaded JWKS that a jwt provider cannot use and skipped, counted once per load (each is logged with its kid and reason).",
+			Result: "skipped", Value: st.Skipped},
+	}
 }
 
 // Stats returns the counters since New.
 func (p *Provider) Stats() Stats {
-	p.stateMu.Lock()
-	usable, skipped := p.lastUsable, len(p.lastSkipped)
-	p.stateMu.Unlock()
 	return Stats{
 		OK:          p.stats[0].Load(),
 		Error:       p.stats[1].Load(),
 		Invalid:     p.stats[2].Load(),
 		RateLimited: p.stats[3].Load(),
-		UsableKeys:  usable,
-		SkippedKeys: skipped,
+		Skipped:     p.stats[4].Load(),
 	}
 }
 

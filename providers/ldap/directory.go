@@ -31,72 +31,139 @@ const (
 	DefaultScope     = "sub"
 )
 
-// Directories is every configured directory, each a connection pool. It implements
-// providers.Directories: Directory(name) returns a *Directory.
+// DirectoryConfig is one directory under `directories:`.
+type DirectoryConfig struct {
+	URL                string        `yaml:"url"`                  // required; ldap:// or ldaps://
+	StartTLS           bool          `yaml:"start_tls"`            // default false
+	CAFile             string        `yaml:"ca_file"`              // default "": system roots
+	InsecureSkipVerify bool          `yaml:"insecure_skip_verify"` // default false; warned about
+	BindDN             string        `yaml:"bind_dn"`              // default "": anonymous
+	BindPassword       string        `yaml:"bind_password"`        // secret
+	BaseDN             string        `yaml:"base_dn"`              // required
+	Scope              string        `yaml:"scope"`                // default sub; base | one | sub
+	PoolSize           int           `yaml:"pool_size"`            // default 8
+	Timeout            time.Duration `yaml:"timeout"`              // default 5s
+	SizeLimit          int           `yaml:"size_limit"`           // default 2
+	TimeLimit          time.Duration `yaml:"time_limit"`           // default 5s
+}
+
+// Directories is every configured directory, each a connection pool.
 type Directories struct {
-	dirs map[string]*Directory
+	dirs   map[string]*Directory
+	broken map[string]bool // configured, but its section had errors
+	log    *slog.Logger
 }
 
 var _ providers.Directories = (*Directories)(nil)
 
-// NewDirectories validates every directory's configuration, reporting all errors at once
-// as configs.Errors, then opens each pool and checks its service bind. A failed bind is
-// logged and shown by Health but is not an error: the process keeps running so that it
-// recovers by itself once the directory (or its password) is fixed.
-func NewDirectories(dirs map[string]*configs.Directory, deps providers.Deps) (*Directories, error) {
-	log := deps.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// NewDirectories decodes and checks every directory's section, reporting all errors at
+// once with their lines, and builds each (empty) pool. It touches no network: Start
+// checks each service bind. Warnings (an unverified certificate, a password sent in
+// clear) come with the errors.
+func NewDirectories(secs []*configs.Section, deps providers.Deps) (providers.Directories, configs.Errors) {
+	ds := &Directories{dirs: map[string]*Directory{}, broken: map[string]bool{}, log: deps.Logger}
+	if ds.log == nil {
+		ds.log = slog.New(slog.DiscardHandler)
 	}
-	ds := &Directories{dirs: make(map[string]*Directory, len(dirs))}
 	var errs configs.Errors
-	for _, name := range sortedKeys(dirs) {
-		d, es := newDirectory(name, dirs[name], deps.File, log)
+	for _, sec := range secs {
+		var cfg DirectoryConfig
+		if es := sec.Decode(&cfg); len(es) > 0 {
+			errs = append(errs, es...)
+			ds.broken[sec.Name] = true
+			continue
+		}
+		d, es := newDirectory(sec.Name, &cfg, sec.Errorf, ds.log)
 		errs = append(errs, es...)
+		if len(es.Fatal()) > 0 {
+			ds.broken[sec.Name] = true
+			continue
+		}
+		ds.dirs[sec.Name] = d
+	}
+	return ds, errs
+}
+
+// DecodeDirectory decodes one directory's section strictly (for `idbridge directory
+// test`, which probes one directory outside a running bridge).
+func DecodeDirectory(sec *configs.Section) (*DirectoryConfig, configs.Errors) {
+	var cfg DirectoryConfig
+	if errs := sec.Decode(&cfg); len(errs) > 0 {
+		return nil, errs
+	}
+	return &cfg, nil
+}
+
+// newDirectoriesFrom builds directories from decoded configs, for tests.
+func newDirectoriesFrom(cfgs map[string]*DirectoryConfig, deps providers.Deps) (*Directories, error) {
+	ds := &Directories{dirs: map[string]*Directory{}, broken: map[string]bool{}, log: deps.Logger}
+	if ds.log == nil {
+		ds.log = slog.New(slog.DiscardHandler)
+	}
+	var errs configs.Errors
+	for _, name := range sortedKeys(cfgs) {
+		errf := func(key, format string, args ...any) *configs.Error {
+			return &configs.Error{File: deps.File, Path: "directories." + name + "." + key, Msg: fmt.Sprintf(format, args...)}
+		}
+		d, es := newDirectory(name, cfgs[name], errf, ds.log)
+		errs = append(errs, es.Fatal()...)
 		if d != nil {
 			ds.dirs[name] = d
 		}
 	}
 	if len(errs) > 0 {
-		_ = ds.Close()
 		return nil, errs
 	}
-	if deps.ValidateOnly {
-		// `idbridge check` validates without touching the network.
-		return ds, nil
-	}
+	return ds, nil
+}
 
-	// The start check runs in parallel so that one unreachable directory does not delay
-	// the others; each is bounded by its own timeout. A constructor has no caller context,
-	// so the check gets its own root.
+// Has reports whether name is configured, with or without errors.
+func (ds *Directories) Has(name string) bool {
+	return ds != nil && (ds.dirs[name] != nil || ds.broken[name])
+}
+
+// Start checks every directory once (a bind and a read of base_dn), in parallel so that
+// one unreachable directory does not delay the others, each bounded by its timeout and
+// ctx. A failure is logged, not returned: the process keeps running so that it recovers
+// by itself once the directory (or its password) is fixed.
+func (ds *Directories) Start(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, d := range ds.dirs {
 		if d.insecure {
-			log.Warn("ldap: insecure_skip_verify is on: the directory's certificate is not verified",
+			ds.log.Warn("ldap: insecure_skip_verify is on: the directory's certificate is not verified",
 				"directory", d.name)
 		}
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
+			ctx, cancel := context.WithTimeout(ctx, d.timeout)
 			defer cancel()
 			if h := d.Health(ctx); !h.OK {
-				log.Error("ldap: directory check failed at start; will retry on use",
+				ds.log.Error("ldap: directory check failed at start; will retry on use",
 					"directory", d.name, "url", d.url, "detail", h.Detail)
 			} else {
-				log.Info("ldap: directory ready", "directory", d.name, "url", d.url)
+				ds.log.Info("ldap: directory ready", "directory", d.name, "url", d.url)
 			}
 		})
 	}
 	wg.Wait()
-	return ds, nil
 }
 
-// Directory returns the *Directory named name.
-func (ds *Directories) Directory(name string) (any, bool) {
+// directory returns the pool named name.
+func (ds *Directories) directory(name string) (*Directory, bool) {
 	if ds == nil {
 		return nil, false
 	}
 	d, ok := ds.dirs[name]
 	return d, ok
+}
+
+// PoolStats reports every pool's connections in use and idle, for the metrics.
+func (ds *Directories) PoolStats() map[string]providers.PoolStats {
+	out := make(map[string]providers.PoolStats, len(ds.dirs))
+	for name, d := range ds.dirs {
+		st := d.Stats()
+		out[name] = providers.PoolStats{InUse: st.InUse, Idle: st.Idle}
+	}
+	return out
 }
 
 // Health probes every directory (a bind and a read of base_dn), for /readyz.
@@ -495,15 +562,17 @@ func isConnFailure(err error) bool {
 	return true
 }
 
-// newDirectory validates one directory's configuration and builds its (empty) pool.
-func newDirectory(name string, cfg *configs.Directory, file string, log *slog.Logger) (*Directory, configs.Errors) {
-	if cfg == nil {
-		cfg = &configs.Directory{}
-	}
+// newDirectory checks one directory's configuration and builds its (empty) pool. errf
+// places an error at a key of the directory's section.
+func newDirectory(name string, cfg *DirectoryConfig, errf func(key, format string, args ...any) *configs.Error, log *slog.Logger) (*Directory, configs.Errors) {
 	var errs configs.Errors
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, &configs.Error{File: file, Line: cfg.Line, Path: "directories." + name + "." + key,
-			Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, errf(key, format, args...))
+	}
+	warn := func(key, format string, args ...any) {
+		e := errf(key, format, args...)
+		e.Warning = true
+		errs = append(errs, e)
 	}
 	d := &Directory{
 		name:         name,
@@ -544,6 +613,9 @@ func newDirectory(name string, cfg *configs.Directory, file string, log *slog.Lo
 		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
 			bad("url", "give only scheme, host and port; the search base is base_dn")
 		}
+		if u.Scheme == "ldap" && !cfg.StartTLS && cfg.BindPassword != "" && !loopbackHost(host) {
+			warn("url", "ldap:// without start_tls sends bind_password in clear; use ldaps:// or start_tls: true")
+		}
 		d.addr = net.JoinHostPort(host, port)
 	}
 	if d.ldaps && d.startTLS {
@@ -573,16 +645,19 @@ func newDirectory(name string, cfg *configs.Directory, file string, log *slog.Lo
 		bad("scope", "must be base, one or sub, not %q", cfg.Scope)
 	}
 	if cfg.PoolSize < 0 {
-		bad("pool_size", "must be positive")
+		bad("pool_size", "must not be negative (0: the default, %d)", DefaultPoolSize)
 	}
 	if cfg.Timeout < 0 {
-		bad("timeout", "must be positive")
+		bad("timeout", "must not be negative (0: the default, %s)", DefaultTimeout)
 	}
 	if cfg.SizeLimit < 0 {
-		bad("size_limit", "must be positive")
+		bad("size_limit", "must not be negative (0: the default, %d)", DefaultSizeLimit)
 	}
 	if cfg.TimeLimit < 0 {
-		bad("time_limit", "must be positive")
+		bad("time_limit", "must not be negative (0: the default, %s)", DefaultTimeLimit)
+	}
+	if cfg.InsecureSkipVerify {
+		warn("insecure_skip_verify", "the directory's certificate is not verified: anyone on the path can impersonate it")
 	}
 	d.timeLimit = int(math.Ceil(cmp.Or(cfg.TimeLimit, DefaultTimeLimit).Seconds()))
 
@@ -599,11 +674,19 @@ func newDirectory(name string, cfg *configs.Directory, file string, log *slog.Lo
 			d.tls.RootCAs = roots
 		}
 	}
-	if len(errs) > 0 {
+	if len(errs.Fatal()) > 0 {
 		return nil, errs
 	}
 	d.slots = make(chan struct{}, d.size)
-	return d, nil
+	return d, errs
+}
+
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -613,4 +696,17 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// names lists every configured directory, sorted, for an error message.
+func (ds *Directories) names() []string {
+	var out []string
+	for n := range ds.dirs {
+		out = append(out, n)
+	}
+	for n := range ds.broken {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -155,29 +155,49 @@ func TestMergeInto(t *testing.T) {
 }
 
 func TestNewDirectoriesErrors(t *testing.T) {
-	dirs := map[string]*configs.Directory{
-		"a": {Line: 3, URL: "http://x", BaseDN: "dc=x", Scope: "subtree"},
-		"b": {Line: 9, URL: "ldaps://h", StartTLS: true, BindDN: "cn=x", CAFile: "/nonexistent"},
-		"c": {Line: 12, URL: "ldap://h/dc=x?uid", BaseDN: "not a dn", BindPassword: "p", PoolSize: -1},
+	src := `directories:
+  a:
+    url: http://x
+    base_dn: dc=x
+    scope: subtree
+  b: {url: "ldaps://h", start_tls: true, bind_dn: cn=x, ca_file: /nonexistent}
+  c:
+    url: ldap://h/dc=x?uid
+    base_dn: not a dn
+    bind_password: p
+    pool_size: -1
+  d:
+    url: ldap://ldap.example.com
+    base_dn: dc=x
+    bind_dn: cn=x
+    bind_password: p
+    insecure_skip_verify: true
+    pool_sizee: 3
+providers: [{name: p, type: ldap}]
+mapping: {email: [{path: mail}]}
+`
+	cfg, cerrs := configs.Parse("idbridge.yaml", []byte(src), nil, "bind_password")
+	if len(cerrs) > 0 {
+		t.Fatal(cerrs)
 	}
-	_, err := NewDirectories(dirs, providers.Deps{File: "idbridge.yaml"})
-	var errs configs.Errors
-	if !errors.As(err, &errs) {
-		t.Fatalf("err = %v; want configs.Errors", err)
-	}
+	ds, errs := NewDirectories(cfg.Directories, providers.Deps{File: "idbridge.yaml"})
 	want := []string{
 		"idbridge.yaml:3: directories.a.url: scheme must be ldap:// or ldaps://",
-		"idbridge.yaml:3: directories.a.scope: must be base, one or sub",
-		"idbridge.yaml:9: directories.b.start_tls:",
-		"idbridge.yaml:9: directories.b.base_dn: required",
-		"idbridge.yaml:9: directories.b.bind_password: required with bind_dn",
-		"idbridge.yaml:9: directories.b.ca_file:",
-		"idbridge.yaml:12: directories.c.url: give only scheme, host and port",
-		"idbridge.yaml:12: directories.c.base_dn: not a DN",
-		"idbridge.yaml:12: directories.c.bind_dn: required with bind_password",
-		"idbridge.yaml:12: directories.c.pool_size: must be positive",
+		"idbridge.yaml:5: directories.a.scope: must be base, one or sub",
+		"idbridge.yaml:6: directories.b.url: warning: ldap:// without start_tls", // not expected: filtered below
+		"idbridge.yaml:6: directories.b.start_tls:",
+		"idbridge.yaml:6: directories.b.base_dn: required",
+		"idbridge.yaml:6: directories.b.bind_password: required with bind_dn",
+		"idbridge.yaml:6: directories.b.ca_file:",
+		"idbridge.yaml:8: directories.c.url: give only scheme, host and port",
+		"idbridge.yaml:8: directories.c.url: warning: ldap:// without start_tls sends bind_password in clear",
+		"idbridge.yaml:9: directories.c.base_dn: not a DN",
+		"idbridge.yaml:7: directories.c.bind_dn: required with bind_password",
+		"idbridge.yaml:11: directories.c.pool_size: must not be negative",
+		"idbridge.yaml:18: directories.d.pool_sizee: unknown key (did you mean \"pool_size\"?)",
 	}
-	text := err.Error()
+	want = append(want[:2], want[3:]...)
+	text := errs.Error()
 	for _, w := range want {
 		if !strings.Contains(text, w) {
 			t.Errorf("missing error %q in:\n%s", w, text)
@@ -188,6 +208,35 @@ func TestNewDirectoriesErrors(t *testing.T) {
 	}
 	if strings.Contains(text, `"p"`) {
 		t.Errorf("an error echoes the bind password:\n%s", text)
+	}
+	// A directory with errors is still known: what refers to it adds no error.
+	for _, name := range []string{"a", "b", "c", "d"} {
+		if !ds.Has(name) {
+			t.Errorf("Has(%q) = false", name)
+		}
+	}
+	if _, err := New(section(t, "directory: a\nfilter: (h={{token_sha256}})"), providers.Deps{Directories: ds}); err == nil || err.Error() != "" {
+		t.Errorf("New with a broken directory = %v; want an empty error list", err)
+	}
+
+	// Warnings of a valid directory.
+	cfg, cerrs = configs.Parse("idbridge.yaml", []byte("directories:\n  e:\n    url: ldap://ldap.example.com\n    base_dn: dc=x\n    bind_dn: cn=x\n    bind_password: p\n    insecure_skip_verify: true\n"+
+		"providers: [{name: p, type: ldap}]\nmapping: {email: [{path: mail}]}\n"), nil, "bind_password")
+	if len(cerrs) > 0 {
+		t.Fatal(cerrs)
+	}
+	_, errs = NewDirectories(cfg.Directories, providers.Deps{})
+	got := errs.Error()
+	for _, w := range []string{
+		"idbridge.yaml:3: directories.e.url: warning: ldap:// without start_tls sends bind_password in clear",
+		"idbridge.yaml:7: directories.e.insecure_skip_verify: warning: the directory's certificate is not verified",
+	} {
+		if !strings.Contains(got, w) {
+			t.Errorf("missing warning %q in:\n%s", w, got)
+		}
+	}
+	if len(errs.Fatal()) > 0 {
+		t.Errorf("fatal errors: %v", errs.Fatal())
 	}
 }
 
@@ -200,7 +249,7 @@ func unreachableDirectories(t *testing.T) *Directories {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	ds, err := NewDirectories(map[string]*configs.Directory{
+	ds, err := newDirectoriesFrom(map[string]*DirectoryConfig{
 		"corp": {URL: "ldap://" + addr, BaseDN: "dc=example,dc=com", Timeout: time.Second},
 	}, providers.Deps{})
 	if err != nil {
@@ -217,7 +266,7 @@ func TestProviderConfigErrors(t *testing.T) {
 		want       []string
 	}{
 		{"empty", `{}`, []string{"directory: required", "filter: required"}},
-		{"unknown directory", "directory: hr\nfilter: (h={{token_sha256}})", []string{"directory: no directory \"hr\""}},
+		{"unknown directory", "directory: hr\nfilter: (h={{token_sha256}})", []string{"directory: unknown directory \"hr\" (configured: corp)"}},
 		{"no token placeholder", "directory: corp\nfilter: (uid={{sub}})", []string{"unknown placeholder {{sub}}", "must contain {{token_sha256}}"}},
 		{"bad filter", "directory: corp\nfilter: (h={{token_sha256}}", []string{"not a valid LDAP filter"}},
 		{"bad accepts", "directory: corp\nfilter: (h={{token_sha256}})\naccepts: all", []string{"accepts: must be opaque, jwt or any"}},
@@ -225,7 +274,7 @@ func TestProviderConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(section(t, tt.yaml, nil), providers.Deps{Directories: ds})
+			_, err := New(section(t, tt.yaml), providers.Deps{Directories: ds})
 			if err == nil {
 				t.Fatal("New succeeded")
 			}
@@ -236,7 +285,7 @@ func TestProviderConfigErrors(t *testing.T) {
 			}
 		})
 	}
-	inst, err := New(section(t, "directory: corp\nfilter: (h={{token_sha256}})", nil), providers.Deps{Directories: ds})
+	inst, err := New(section(t, "directory: corp\nfilter: (h={{token_sha256}})"), providers.Deps{Directories: ds})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +293,7 @@ func TestProviderConfigErrors(t *testing.T) {
 		t.Errorf("instance = %+v", inst)
 	}
 	zero := "directory: corp\nfilter: (h={{token_sha256}})\ncache_ttl: 0s"
-	if inst, err := New(section(t, zero, nil), providers.Deps{Directories: ds}); err != nil || inst.CacheTTL != 0 {
+	if inst, err := New(section(t, zero), providers.Deps{Directories: ds}); err != nil || inst.CacheTTL != 0 {
 		t.Errorf("cache_ttl: 0s → %v, %v; want 0 (no cache)", inst.CacheTTL, err)
 	}
 }
@@ -253,16 +302,16 @@ func TestLookupConfigErrors(t *testing.T) {
 	ds := unreachableDirectories(t)
 	tests := []struct {
 		name string
-		lk   configs.Lookup
+		lk   LookupConfig
 		want []string
 	}{
-		{"empty", configs.Lookup{}, []string{"lookup.directory: required", "lookup.filter: required"}},
-		{"bad into", configs.Lookup{Directory: "corp", Filter: "(uid={{sub}})", Into: "a.b"}, []string{"lookup.into: must be a plain key"}},
-		{"bad filter", configs.Lookup{Directory: "corp", Filter: "(uid={{sub}}"}, []string{"lookup.filter: not a valid LDAP filter"}},
+		{"empty", LookupConfig{}, []string{"lookup.directory: required", "lookup.filter: required"}},
+		{"bad into", LookupConfig{Directory: "corp", Filter: "(uid={{sub}})", Into: "a.b"}, []string{"lookup.into: must be a plain key"}},
+		{"bad filter", LookupConfig{Directory: "corp", Filter: "(uid={{sub}}"}, []string{"lookup.filter: not a valid LDAP filter"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewLookup(section(t, "{}", &tt.lk), nil, providers.Deps{Directories: ds})
+			_, err := NewLookup(lookupSection(t, tt.lk), section(t, "{}"), nil, providers.Deps{Directories: ds})
 			if err == nil {
 				t.Fatal("NewLookup succeeded")
 			}
@@ -273,7 +322,7 @@ func TestLookupConfigErrors(t *testing.T) {
 			}
 		})
 	}
-	e, err := NewLookup(section(t, "{}", &configs.Lookup{Directory: "corp", Filter: "(uid={{sub}})"}), nil, providers.Deps{Directories: ds})
+	e, err := NewLookup(lookupSection(t, LookupConfig{Directory: "corp", Filter: "(uid={{sub}})"}), section(t, "{}"), nil, providers.Deps{Directories: ds})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,15 +352,14 @@ func TestTimeout(t *testing.T) {
 			defer c.Close()
 		}
 	}()
-	ds, err := NewDirectories(map[string]*configs.Directory{
+	ds, err := newDirectoriesFrom(map[string]*DirectoryConfig{
 		"mute": {URL: "ldap://" + l.Addr().String(), BaseDN: "dc=example,dc=com", BindDN: "cn=x", BindPassword: "p", Timeout: 200 * time.Millisecond},
 	}, providers.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ds.Close()
-	v, _ := ds.Directory("mute")
-	d := v.(*Directory)
+	d, _ := ds.directory("mute")
 	if h := d.Health(context.Background()); h.OK {
 		t.Fatalf("Health of a mute server = %+v", h)
 	}

@@ -28,14 +28,28 @@ import (
 // unless IDBRIDGE_REQUIRE_SERVERS=1.
 
 // section builds a provider section from the provider's own keys in YAML.
-func section(t testing.TB, src string, lk *configs.Lookup) *configs.ProviderSection {
+func section(t testing.TB, src string) *configs.ProviderSection {
 	t.Helper()
 	var n yaml.Node
 	if err := yaml.Unmarshal([]byte(src), &n); err != nil {
 		t.Fatal(err)
 	}
 	return &configs.ProviderSection{Name: "test", Type: "ldap", File: "test.yaml", Path: "providers[0]",
-		Line: 1, Node: n.Content[0], Lookup: lk, Fingerprint: "fp"}
+		Line: 1, Node: n.Content[0], Fingerprint: "fp"}
+}
+
+// lookupSection builds a lookup: step's section from its decoded form.
+func lookupSection(t testing.TB, lk LookupConfig) *configs.Section {
+	t.Helper()
+	out, err := yaml.Marshal(lk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal(out, &n); err != nil {
+		t.Fatal(err)
+	}
+	return &configs.Section{Name: "lookup", File: "test.yaml", Path: "providers[0].lookup", Line: 1, Node: n.Content[0]}
 }
 
 // syncBuffer collects log output written from several goroutines.
@@ -66,13 +80,13 @@ type env struct {
 
 // newEnv starts slapd (or reuses srv) and opens a directory "corp" on it; edit adjusts the
 // configuration before the pool is opened.
-func newEnv(t testing.TB, srv *ldaptest.Server, edit func(*configs.Directory)) *env {
+func newEnv(t testing.TB, srv *ldaptest.Server, edit func(*DirectoryConfig)) *env {
 	t.Helper()
 	if srv == nil {
 		srv = ldaptest.Start(t)
 	}
-	cfg := &configs.Directory{
-		Name: "corp", URL: srv.URL(), BindDN: srv.BindDN(), BindPassword: srv.BindPassword(),
+	cfg := &DirectoryConfig{
+		URL: srv.URL(), BindDN: srv.BindDN(), BindPassword: srv.BindPassword(),
 		BaseDN: ldaptest.PeopleDN, Timeout: 2 * time.Second,
 	}
 	if edit != nil {
@@ -80,20 +94,21 @@ func newEnv(t testing.TB, srv *ldaptest.Server, edit func(*configs.Directory)) *
 	}
 	buf := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ds, err := NewDirectories(map[string]*configs.Directory{"corp": cfg}, providers.Deps{Logger: log})
+	ds, err := newDirectoriesFrom(map[string]*DirectoryConfig{"corp": cfg}, providers.Deps{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ds.Close() })
-	v, _ := ds.Directory("corp")
-	return &env{srv: srv, ds: ds, dir: v.(*Directory), log: buf,
+	ds.Start(t.Context())
+	v, _ := ds.directory("corp")
+	return &env{srv: srv, ds: ds, dir: v, log: buf,
 		deps: providers.Deps{Logger: log, Directories: ds, File: "test.yaml"}}
 }
 
-func (e *env) lookup(t testing.TB, lk configs.Lookup) providers.Enricher {
+func (e *env) lookup(t testing.TB, lk LookupConfig) providers.Enricher {
 	t.Helper()
 	lk.Directory = "corp"
-	en, err := NewLookup(section(t, "{}", &lk), nil, e.deps)
+	en, err := NewLookup(lookupSection(t, lk), section(t, "{}"), nil, e.deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +117,7 @@ func (e *env) lookup(t testing.TB, lk configs.Lookup) providers.Enricher {
 
 func (e *env) tokenProvider(t testing.TB, src string) providers.Provider {
 	t.Helper()
-	inst, err := New(section(t, "directory: corp\n"+src, nil), e.deps)
+	inst, err := New(section(t, "directory: corp\n"+src), e.deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +145,7 @@ const jwtClaims = `{"iss":"https://idp.example.com","sub":"alice","aud":"idbridg
 
 func TestLookupDocument(t *testing.T) {
 	e := newEnv(t, nil, nil)
-	en := e.lookup(t, configs.Lookup{Filter: uidFilter,
+	en := e.lookup(t, LookupConfig{Filter: uidFilter,
 		Attributes: []string{"mail", "userPrincipalName", "proxyAddresses", "objectGUID", "jpegPhoto", "employeeNumber"}})
 	doc, err := en.Enrich(context.Background(), "token", []byte(jwtClaims))
 	if err != nil {
@@ -165,7 +180,7 @@ func TestLookupDocument(t *testing.T) {
 	}
 
 	// Every attribute when attributes: is empty, but never the password.
-	all := e.lookup(t, configs.Lookup{Filter: uidFilter, Into: "ldap"})
+	all := e.lookup(t, LookupConfig{Filter: uidFilter, Into: "ldap"})
 	doc, err = all.Enrich(context.Background(), "", []byte(`{"sub":"alice"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +194,7 @@ func TestLookupDocument(t *testing.T) {
 // so the mapping falls through to its next candidate.
 func TestLookupMissingMail(t *testing.T) {
 	e := newEnv(t, nil, nil)
-	en := e.lookup(t, configs.Lookup{Filter: uidFilter, Attributes: []string{"mail", "userPrincipalName", "proxyAddresses"}})
+	en := e.lookup(t, LookupConfig{Filter: uidFilter, Attributes: []string{"mail", "userPrincipalName", "proxyAddresses"}})
 	doc, err := en.Enrich(context.Background(), "", []byte(`{"sub":"carol"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -203,10 +218,10 @@ func TestLookupMissingMail(t *testing.T) {
 
 func TestLookupNotFoundAndAmbiguous(t *testing.T) {
 	e := newEnv(t, nil, nil)
-	required := e.lookup(t, configs.Lookup{Filter: uidFilter})
-	optional := e.lookup(t, configs.Lookup{Filter: uidFilter, Required: ptr(false)})
-	byAccount := e.lookup(t, configs.Lookup{Filter: "(sAMAccountName={{name}})"})
-	optionalByAccount := e.lookup(t, configs.Lookup{Filter: "(sAMAccountName={{name}})", Required: ptr(false)})
+	required := e.lookup(t, LookupConfig{Filter: uidFilter})
+	optional := e.lookup(t, LookupConfig{Filter: uidFilter, Required: ptr(false)})
+	byAccount := e.lookup(t, LookupConfig{Filter: "(sAMAccountName={{name}})"})
+	optionalByAccount := e.lookup(t, LookupConfig{Filter: "(sAMAccountName={{name}})", Required: ptr(false)})
 	ctx := context.Background()
 
 	tests := []struct {
@@ -244,7 +259,7 @@ func TestLookupNotFoundAndAmbiguous(t *testing.T) {
 // TestInjection: values made of filter syntax never match another user's entry.
 func TestInjection(t *testing.T) {
 	e := newEnv(t, nil, nil)
-	en := e.lookup(t, configs.Lookup{Filter: uidFilter, Attributes: []string{"uid"}})
+	en := e.lookup(t, LookupConfig{Filter: uidFilter, Attributes: []string{"uid"}})
 	tests := []struct {
 		name, sub string
 		wantDN    string // "" → no entry
@@ -348,8 +363,8 @@ func TestTokenProvider(t *testing.T) {
 // TestRestart: slapd dies while searches run; they fail as unavailable, and succeed
 // again once it is back, on the same Directories.
 func TestRestart(t *testing.T) {
-	e := newEnv(t, nil, func(c *configs.Directory) { c.PoolSize = 4; c.Timeout = time.Second })
-	en := e.lookup(t, configs.Lookup{Filter: uidFilter, Attributes: []string{"mail"}})
+	e := newEnv(t, nil, func(c *DirectoryConfig) { c.PoolSize = 4; c.Timeout = time.Second })
+	en := e.lookup(t, LookupConfig{Filter: uidFilter, Attributes: []string{"mail"}})
 	doc := []byte(`{"sub":"alice"}`)
 	ctx := context.Background()
 
@@ -418,8 +433,8 @@ func TestRestart(t *testing.T) {
 // counted by the server.
 func TestPoolBound(t *testing.T) {
 	const size = 3
-	e := newEnv(t, nil, func(c *configs.Directory) { c.PoolSize = size })
-	en := e.lookup(t, configs.Lookup{Filter: uidFilter, Attributes: []string{"mail"}})
+	e := newEnv(t, nil, func(c *DirectoryConfig) { c.PoolSize = size })
+	en := e.lookup(t, LookupConfig{Filter: uidFilter, Attributes: []string{"mail"}})
 
 	var maxServer, maxInUse atomic.Int64
 	done := make(chan struct{})
@@ -469,7 +484,7 @@ func TestPoolBound(t *testing.T) {
 
 func TestWrongBindPassword(t *testing.T) {
 	const wrong = "not-the-password-42"
-	e := newEnv(t, nil, func(c *configs.Directory) { c.BindPassword = wrong })
+	e := newEnv(t, nil, func(c *DirectoryConfig) { c.BindPassword = wrong })
 	ctx := context.Background()
 	h := e.dir.Health(ctx)
 	if h.OK || !strings.Contains(h.Detail, "Invalid Credentials") {
@@ -478,7 +493,7 @@ func TestWrongBindPassword(t *testing.T) {
 	if hs := e.ds.Health(ctx); hs["corp"].OK {
 		t.Errorf("Directories.Health = %+v", hs)
 	}
-	if _, err := e.lookup(t, configs.Lookup{Filter: uidFilter}).Enrich(ctx, "", []byte(`{"sub":"alice"}`)); !errors.Is(err, providers.ErrUnavailable) || errors.Is(err, providers.ErrAccessDenied) {
+	if _, err := e.lookup(t, LookupConfig{Filter: uidFilter}).Enrich(ctx, "", []byte(`{"sub":"alice"}`)); !errors.Is(err, providers.ErrUnavailable) || errors.Is(err, providers.ErrAccessDenied) {
 		t.Errorf("lookup: %v; want ErrUnavailable only", err)
 	}
 	p := e.tokenProvider(t, "filter: (apiTokenHash={{token_sha256}})")
@@ -499,23 +514,23 @@ func TestTLS(t *testing.T) {
 	other := ldaptest.UntrustedCAFile(t)
 	tests := []struct {
 		name   string
-		edit   func(*configs.Directory)
+		edit   func(*DirectoryConfig)
 		wantOK bool
 		log    string
 	}{
-		{"ldaps", func(c *configs.Directory) { c.URL = srv.LDAPSURL(); c.CAFile = srv.CAFile() }, true, ""},
-		{"starttls", func(c *configs.Directory) { c.StartTLS = true; c.CAFile = srv.CAFile() }, true, ""},
-		{"ldaps wrong CA", func(c *configs.Directory) { c.URL = srv.LDAPSURL(); c.CAFile = other }, false, ""},
-		{"starttls wrong CA", func(c *configs.Directory) { c.StartTLS = true; c.CAFile = other }, false, ""},
-		{"ldaps system roots", func(c *configs.Directory) { c.URL = srv.LDAPSURL() }, false, ""},
-		{"ldaps insecure", func(c *configs.Directory) { c.URL = srv.LDAPSURL(); c.InsecureSkipVerify = true }, true, "insecure_skip_verify is on"},
+		{"ldaps", func(c *DirectoryConfig) { c.URL = srv.LDAPSURL(); c.CAFile = srv.CAFile() }, true, ""},
+		{"starttls", func(c *DirectoryConfig) { c.StartTLS = true; c.CAFile = srv.CAFile() }, true, ""},
+		{"ldaps wrong CA", func(c *DirectoryConfig) { c.URL = srv.LDAPSURL(); c.CAFile = other }, false, ""},
+		{"starttls wrong CA", func(c *DirectoryConfig) { c.StartTLS = true; c.CAFile = other }, false, ""},
+		{"ldaps system roots", func(c *DirectoryConfig) { c.URL = srv.LDAPSURL() }, false, ""},
+		{"ldaps insecure", func(c *DirectoryConfig) { c.URL = srv.LDAPSURL(); c.InsecureSkipVerify = true }, true, "insecure_skip_verify is on"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, srv, tt.edit)
 			ctx := context.Background()
 			h := e.dir.Health(ctx)
-			_, err := e.lookup(t, configs.Lookup{Filter: uidFilter}).Enrich(ctx, "", []byte(`{"sub":"alice"}`))
+			_, err := e.lookup(t, LookupConfig{Filter: uidFilter}).Enrich(ctx, "", []byte(`{"sub":"alice"}`))
 			if tt.wantOK {
 				if !h.OK || err != nil {
 					t.Fatalf("Health = %+v, lookup = %v; want both OK", h, err)
@@ -537,7 +552,7 @@ func TestTLS(t *testing.T) {
 
 func BenchmarkLookupPooled(b *testing.B) {
 	e := newEnv(b, nil, nil)
-	en := e.lookup(b, configs.Lookup{Filter: uidFilter, Attributes: []string{"mail", "userPrincipalName"}})
+	en := e.lookup(b, LookupConfig{Filter: uidFilter, Attributes: []string{"mail", "userPrincipalName"}})
 	doc := []byte(jwtClaims)
 	ctx := context.Background()
 	b.ReportAllocs()

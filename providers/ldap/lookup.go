@@ -30,33 +30,45 @@ type Lookup struct {
 }
 
 var (
-	_ providers.Enricher        = (*Lookup)(nil)
-	_ providers.HealthChecker   = (*Lookup)(nil)
-	_ providers.EnricherFactory = NewLookup
+	_ providers.Enricher      = (*Lookup)(nil)
+	_ providers.HealthChecker = (*Lookup)(nil)
+	_ providers.StepFactory   = NewLookup
 )
 
-// NewLookup builds the lookup step of the provider whose section is sec from sec.Lookup.
-// p is unused: a lookup needs only the document the provider produced.
-func NewLookup(sec *configs.ProviderSection, _ providers.Provider, deps providers.Deps) (providers.Enricher, error) {
-	lk := sec.Lookup
-	if lk == nil {
-		return nil, configs.Errors{sec.Errorf("lookup", "no lookup section")}
-	}
-	line := lk.Line
-	if line == 0 {
-		line = sec.Line
+// LookupConfig is a provider's `lookup:` step.
+type LookupConfig struct {
+	// Directory names a directory under directories:. Required.
+	Directory string `yaml:"directory,omitempty"`
+	// Filter finds the user's entry; {{gjson path}} placeholders are RFC 4515-escaped.
+	// Required.
+	Filter string `yaml:"filter,omitempty"`
+	// Attributes are the attributes merged; default: every user attribute.
+	Attributes []string `yaml:"attributes,omitempty"`
+	// Into is the document key the entry is merged under; default directory.
+	Into string `yaml:"into,omitempty"`
+	// Required refuses the user (403) when no entry, or two, match; default true.
+	Required *bool `yaml:"required,omitempty"`
+	// CacheTTL bounds how long the enriched document is cached; default 5m.
+	CacheTTL time.Duration `yaml:"cache_ttl,omitempty"`
+}
+
+// NewLookup builds a provider's lookup step from its section. p is unused: a lookup
+// needs only the document the provider produced.
+func NewLookup(step *configs.Section, owner *configs.ProviderSection, _ providers.Provider, deps providers.Deps) (providers.Enricher, error) {
+	var lk LookupConfig
+	if errs := step.Decode(&lk); len(errs) > 0 {
+		return nil, errs
 	}
 	var errs configs.Errors
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, &configs.Error{File: sec.File, Line: line, Path: sec.Path + ".lookup." + key,
-			Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, step.Errorf(key, format, args...))
 	}
 	l := &Lookup{
-		provider: sec.Name,
+		provider: owner.Name,
 		into:     cmp.Or(lk.Into, DefaultInto),
 		required: lk.Required == nil || *lk.Required,
 		ttl:      lk.CacheTTL,
-		log:      logger(deps, sec.Name),
+		log:      logger(deps, owner.Name),
 	}
 	if l.ttl == 0 {
 		l.ttl = DefaultCacheTTL
@@ -64,7 +76,7 @@ func NewLookup(sec *configs.ProviderSection, _ providers.Provider, deps provider
 		bad("cache_ttl", "must not be negative")
 	}
 	dir, err := directory(deps, lk.Directory)
-	if err != nil {
+	if err != nil && !errors.Is(err, errReported) {
 		bad("directory", "%v", err)
 	}
 	if lk.Filter == "" {
@@ -74,17 +86,25 @@ func NewLookup(sec *configs.ProviderSection, _ providers.Provider, deps provider
 	} else {
 		l.filter = f
 	}
+	for i, a := range lk.Attributes {
+		if strings.TrimSpace(a) == "" {
+			bad(fmt.Sprintf("attributes[%d]", i), "must not be empty")
+		}
+	}
 	// into is one key of the document, so that "directory.mail" reaches it as a gjson
 	// path; characters gjson treats specially would make it unreachable.
 	if strings.ContainsAny(l.into, ".*?#|@\\!=<>%") {
 		bad("into", "must be a plain key (no . * ? # | @ \\ ! = < > %%), not %q", l.into)
 	}
-	if len(errs) > 0 {
+	if len(errs) > 0 || dir == nil {
 		return nil, errs
 	}
 	l.search = newSearch(dir, lk.Attributes)
 	return l, nil
 }
+
+// Into is the document key the step writes.
+func (l *Lookup) Into() string { return l.into }
 
 // Enrich merges the user's directory entry into doc under into. No entry, or several,
 // refuses the user (ErrAccessDenied) when the lookup is required, and leaves doc

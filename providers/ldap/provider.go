@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/idbridge/idbridge/configs"
@@ -57,6 +58,17 @@ var (
 	_ providers.Factory       = New
 )
 
+// Registration is the ldap provider type's entry in the registry.
+func Registration() providers.Type { return providers.Type{New: New} }
+
+// LookupStep is the `lookup:` enrichment step's entry in the registry.
+func LookupStep() providers.Step { return providers.Step{Key: "lookup", New: NewLookup} }
+
+// DirectoriesRegistration makes this package the owner of the `directories:` section.
+func DirectoriesRegistration() *providers.DirectoriesType {
+	return &providers.DirectoriesType{New: NewDirectories, Secrets: []string{"bind_password"}}
+}
+
 // New builds a `type: ldap` provider from its section. Configuration errors are returned
 // together as configs.Errors.
 func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance, error) {
@@ -73,7 +85,7 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 		errs = append(errs, sec.Errorf("accepts", "must be opaque, jwt or any, not %q", cfg.Accepts))
 	}
 	dir, err := directory(deps, cfg.Directory)
-	if err != nil {
+	if err != nil && !errors.Is(err, errReported) {
 		errs = append(errs, sec.Errorf("directory", "%v", err))
 	}
 	if cfg.Filter == "" {
@@ -101,7 +113,7 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 			errs = append(errs, sec.Errorf("cache_ttl", "must not be negative"))
 		}
 	}
-	if len(errs) > 0 {
+	if len(errs) > 0 || dir == nil {
 		return providers.Instance{}, errs
 	}
 	p.search = newSearch(dir, cfg.Attributes)
@@ -112,7 +124,6 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 		CacheTTL:    ttl,
 		NegativeTTL: NegativeTTL,
 		Fingerprint: sec.Fingerprint,
-		Section:     sec,
 	}, nil
 }
 
@@ -159,21 +170,25 @@ func (p *Provider) Health(ctx context.Context) providers.Health {
 	return p.search.dir.Health(ctx)
 }
 
+// errReported: the directory is configured but its own section had errors, already
+// reported by NewDirectories; a reference to it adds none.
+var errReported = errors.New("directory section has errors")
+
 // directory resolves a directory name through deps.
 func directory(deps providers.Deps, name string) (*Directory, error) {
 	if name == "" {
-		return nil, errors.New("required")
+		return nil, errors.New("required: the name of a directory under directories:")
 	}
-	if deps.Directories == nil {
-		return nil, fmt.Errorf("no directory %q: no directories are configured", name)
+	ds, _ := deps.Directories.(*Directories)
+	if ds == nil || (len(ds.dirs) == 0 && len(ds.broken) == 0) {
+		return nil, fmt.Errorf("unknown directory %q: no directories: are configured", name)
 	}
-	v, ok := deps.Directories.Directory(name)
+	if ds.broken[name] {
+		return nil, errReported
+	}
+	d, ok := ds.directory(name)
 	if !ok {
-		return nil, fmt.Errorf("no directory %q under directories", name)
-	}
-	d, ok := v.(*Directory)
-	if !ok || d == nil {
-		return nil, fmt.Errorf("directory %q is not an LDAP directory", name)
+		return nil, fmt.Errorf("unknown directory %q (configured: %s)", name, strings.Join(ds.names(), ", "))
 	}
 	return d, nil
 }

@@ -31,20 +31,34 @@ const DefaultSubjectClaim = "sub"
 
 var _ providers.Enricher = (*Enricher)(nil)
 
-// NewEnricher builds the userinfo step from sec.Userinfo. Without an endpoint, p must
+// StepConfig is a provider's `userinfo:` step.
+type StepConfig struct {
+	// Endpoint is the userinfo URL; default: the provider's, from discovery.
+	Endpoint string `yaml:"endpoint,omitempty"`
+	// Into is the document key the answer is merged under; default userinfo.
+	Into string `yaml:"into,omitempty"`
+	// WhenMissing: call only when this gjson path is absent; default email; "" = always.
+	WhenMissing *string `yaml:"when_missing,omitempty"`
+	// SubjectClaim names the document claim that must equal the answer's sub (OIDC Core
+	// §5.3.2); default sub. Okta access tokens carry the login in sub and the user id,
+	// which Okta's userinfo answers as sub, in uid.
+	SubjectClaim string `yaml:"subject_claim,omitempty"`
+}
+
+// NewEnricher builds the userinfo step from its section. Without an endpoint, p must
 // implement providers.UserinfoSource (a jwt provider with discovery); the endpoint is
 // then asked for lazily, on the first call, so that an IdP down at startup does not stop
 // the config from loading.
-func NewEnricher(sec *configs.ProviderSection, p providers.Provider, deps providers.Deps) (providers.Enricher, error) {
-	u := sec.Userinfo
-	if u == nil {
-		return nil, configs.Errors{sec.Errorf("userinfo", "no userinfo section")}
+func NewEnricher(step *configs.Section, owner *configs.ProviderSection, p providers.Provider, deps providers.Deps) (providers.Enricher, error) {
+	var u StepConfig
+	if errs := step.Decode(&u); len(errs) > 0 {
+		return nil, errs
 	}
 	e := &Enricher{
 		endpoint:    u.Endpoint,
 		into:        u.Into,
 		whenMissing: DefaultWhenMissing,
-		fetcher:     newFetcher(deps, DefaultTimeout, sec.Name),
+		fetcher:     newFetcher(deps, DefaultTimeout, owner.Name),
 	}
 	if e.into == "" {
 		e.into = DefaultInto
@@ -57,32 +71,28 @@ func NewEnricher(sec *configs.ProviderSection, p providers.Provider, deps provid
 	if u.WhenMissing != nil {
 		e.whenMissing = *u.WhenMissing
 	}
-	errAt := func(key, format string, args ...any) *configs.Error {
-		err := sec.Errorf("userinfo", format, args...)
-		err.Path += "." + key
-		if u.Line > 0 {
-			err.Line = u.Line
-		}
-		return err
-	}
 	var errs configs.Errors
 	if e.endpoint != "" {
 		if msg := providers.CheckEndpointURL(e.endpoint); msg != "" {
-			errs = append(errs, errAt("endpoint", "%s", msg))
+			errs = append(errs, step.Errorf("endpoint", "%s", msg))
 		}
 	} else if src, ok := p.(providers.UserinfoSource); ok {
 		e.source = src
-	} else {
-		errs = append(errs, errAt("endpoint", "is required: provider type %s does not discover a userinfo endpoint", sec.Type))
+	} else if p != nil { // nil: the provider's section failed; it says why
+
+		errs = append(errs, step.Errorf("endpoint", "is required: provider type %s does not discover a userinfo endpoint", owner.Type))
 	}
 	if strings.ContainsAny(e.into, ".*?#|@\\") {
-		errs = append(errs, errAt("into", "must be a plain key, not a path"))
+		errs = append(errs, step.Errorf("into", "must be a plain key, not a path"))
 	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	return e, nil
 }
+
+// Into is the document key the step writes.
+func (e *Enricher) Into() string { return e.into }
 
 // Enrich adds the userinfo answer under Into, unless WhenMissing is already in doc.
 //

@@ -65,9 +65,8 @@ func TestPeer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sec := &configs.ProviderSection{Name: "corp", Type: introspection.Type, File: "test.yaml", Path: "providers[0]",
-			Userinfo: &configs.Userinfo{Endpoint: p.UserinfoURL()}}
-		e, err := userinfo.NewEnricher(sec, intro.Provider, providers.Deps{})
+		sec := &configs.ProviderSection{Name: "corp", Type: introspection.Type, File: "test.yaml", Path: "providers[0]"}
+		e, err := userinfo.NewEnricher(stepSection(userinfo.StepConfig{Endpoint: p.UserinfoURL()}), sec, intro.Provider, providers.Deps{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,6 +22,8 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/jsonlimit"
+	"github.com/idbridge/idbridge/outbound"
 	"github.com/idbridge/idbridge/providers"
 )
 
@@ -69,11 +71,17 @@ type Provider struct {
 
 // Interface guards.
 var (
-	_ providers.Provider        = (*Provider)(nil)
-	_ providers.HealthChecker   = (*Provider)(nil)
-	_ providers.Factory         = New
-	_ providers.EnricherFactory = NewEnricher
+	_ providers.Provider      = (*Provider)(nil)
+	_ providers.HealthChecker = (*Provider)(nil)
+	_ providers.Factory       = New
+	_ providers.StepFactory   = NewEnricher
 )
+
+// Registration is the userinfo provider type's entry in the registry.
+func Registration() providers.Type { return providers.Type{New: New} }
+
+// Step is the `userinfo:` enrichment step's entry in the registry.
+func Step() providers.Step { return providers.Step{Key: "userinfo", New: NewEnricher} }
 
 // New builds a `type: userinfo` provider; configuration errors come back all at once, as
 // configs.Errors.
@@ -131,7 +139,6 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 		CacheTTL:    cacheTTL,
 		NegativeTTL: negTTL,
 		Fingerprint: sec.Fingerprint,
-		Section:     sec,
 	}, nil
 }
 
@@ -174,17 +181,13 @@ type fetcher struct {
 }
 
 func newFetcher(deps providers.Deps, timeout time.Duration, name string) *fetcher {
-	var c http.Client
-	if deps.HTTPClient != nil {
-		c = *deps.HTTPClient
-	}
-	// Never follow a redirect with the user's token, whatever the shared client does.
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	// Never follow a redirect with the user's token, whatever client we were given.
+	c := outbound.NoRedirects(deps.HTTPClient)
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &fetcher{client: &c, timeout: timeout, log: log.With("provider", name, "type", Type)}
+	return &fetcher{client: c, timeout: timeout, log: log.With("provider", name, "type", Type)}
 }
 
 // fetch GETs endpoint with the bearer token and returns the JSON object answer. Errors
@@ -218,7 +221,8 @@ func (f *fetcher) fetch(ctx context.Context, endpoint, token string) ([]byte, er
 		return nil, fmt.Errorf("userinfo: %w: refused by the endpoint (insufficient scope)", providers.ErrInvalidToken)
 	case resp.StatusCode != http.StatusOK:
 		drain(resp.Body)
-		return nil, fmt.Errorf("userinfo: %w: endpoint answered %s", providers.ErrUnavailable, resp.Status)
+		// The number, not resp.Status: the reason phrase is upstream text.
+		return nil, fmt.Errorf("userinfo: %w: endpoint answered %d", providers.ErrUnavailable, resp.StatusCode)
 	}
 	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
@@ -234,7 +238,7 @@ func (f *fetcher) fetch(ctx context.Context, endpoint, token string) ([]byte, er
 	if len(body) > MaxAnswerBytes {
 		return nil, fmt.Errorf("userinfo: %w: answer larger than %d bytes", providers.ErrUnavailable, MaxAnswerBytes)
 	}
-	if !gjson.ValidBytes(body) || !gjson.ParseBytes(body).IsObject() {
+	if jsonlimit.Check(body) != nil || !gjson.ValidBytes(body) || !gjson.ParseBytes(body).IsObject() {
 		f.log.Error("userinfo endpoint gave a malformed answer")
 		return nil, fmt.Errorf("userinfo: %w: answer is not a JSON object", providers.ErrUnavailable)
 	}

@@ -1,6 +1,8 @@
 package userinfo_test
 
 import (
+	"gopkg.in/yaml.v3"
+
 	"bytes"
 	"context"
 	"errors"
@@ -150,8 +152,20 @@ func (plainProvider) Authenticate(context.Context, string) (providers.Identity, 
 	return providers.Identity{}, providers.ErrNotMine
 }
 
-func enricherSection(u configs.Userinfo) *configs.ProviderSection {
-	return &configs.ProviderSection{Name: "corp", Type: "jwt", File: "test.yaml", Path: "providers[0]", Line: 3, Userinfo: &u}
+// owner is the provider section the steps under test belong to.
+var owner = &configs.ProviderSection{Name: "corp", Type: "jwt", File: "test.yaml", Path: "providers[0]", Line: 3}
+
+// stepSection builds a userinfo: step's section from its decoded form.
+func stepSection(u userinfo.StepConfig) *configs.Section {
+	out, err := yaml.Marshal(u)
+	if err != nil {
+		panic(err)
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal(out, &n); err != nil {
+		panic(err)
+	}
+	return &configs.Section{Name: "userinfo", File: "test.yaml", Path: "providers[0].userinfo", Line: 4, Node: n.Content[0]}
 }
 
 func strp(s string) *string { return &s }
@@ -160,7 +174,7 @@ func TestEnricher(t *testing.T) {
 	answer := map[string]any{"sub": "u1", "email": "alice@example.com", "email_verified": true}
 	tests := []struct {
 		name     string
-		u        configs.Userinfo
+		u        userinfo.StepConfig
 		doc      string
 		wantCall bool
 		check    func(t *testing.T, doc []byte)
@@ -182,7 +196,7 @@ func TestEnricher(t *testing.T) {
 			},
 		},
 		{
-			name: "always, custom into", u: configs.Userinfo{Into: "ui", WhenMissing: strp("")}, doc: `{"sub":"u1","email":"a@b.c"}`, wantCall: true,
+			name: "always, custom into", u: userinfo.StepConfig{Into: "ui", WhenMissing: strp("")}, doc: `{"sub":"u1","email":"a@b.c"}`, wantCall: true,
 			check: func(t *testing.T, doc []byte) {
 				if !gjson.GetBytes(doc, "ui.email_verified").Bool() || gjson.GetBytes(doc, "email").String() != "a@b.c" {
 					t.Errorf("doc = %s", doc)
@@ -190,7 +204,7 @@ func TestEnricher(t *testing.T) {
 			},
 		},
 		{
-			name: "nested when_missing path", u: configs.Userinfo{WhenMissing: strp("directory.mail")}, doc: `{"sub":"u1","directory":{"mail":["a@b.c"]}}`,
+			name: "nested when_missing path", u: userinfo.StepConfig{WhenMissing: strp("directory.mail")}, doc: `{"sub":"u1","directory":{"mail":["a@b.c"]}}`,
 			check: func(t *testing.T, doc []byte) {
 				if gjson.GetBytes(doc, "userinfo").Exists() {
 					t.Errorf("called although directory.mail is present: %s", doc)
@@ -203,7 +217,7 @@ func TestEnricher(t *testing.T) {
 			srv := idptest.New(t, idptest.JSON(answer))
 			u := tt.u
 			u.Endpoint = srv.URL
-			e, err := userinfo.NewEnricher(enricherSection(u), plainProvider{}, providers.Deps{})
+			e, err := userinfo.NewEnricher(stepSection(u), owner, plainProvider{}, providers.Deps{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,7 +239,7 @@ func TestEnricher(t *testing.T) {
 func TestEnricherDiscoveredEndpoint(t *testing.T) {
 	srv := idptest.New(t, idptest.JSON(map[string]any{"sub": "u1", "email": "alice@example.com"}))
 	src := &fakeSource{endpoint: srv.URL}
-	e, err := userinfo.NewEnricher(enricherSection(configs.Userinfo{}), src, providers.Deps{})
+	e, err := userinfo.NewEnricher(stepSection(userinfo.StepConfig{}), owner, src, providers.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +255,7 @@ func TestEnricherDiscoveredEndpoint(t *testing.T) {
 	}
 
 	down := &fakeSource{err: errors.New("discovery failed")}
-	e, err = userinfo.NewEnricher(enricherSection(configs.Userinfo{}), down, providers.Deps{})
+	e, err = userinfo.NewEnricher(stepSection(userinfo.StepConfig{}), owner, down, providers.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +266,7 @@ func TestEnricherDiscoveredEndpoint(t *testing.T) {
 
 func TestEnricherErrors(t *testing.T) {
 	t.Run("no endpoint and no discovery", func(t *testing.T) {
-		_, err := userinfo.NewEnricher(enricherSection(configs.Userinfo{}), plainProvider{}, providers.Deps{})
+		_, err := userinfo.NewEnricher(stepSection(userinfo.StepConfig{}), owner, plainProvider{}, providers.Deps{})
 		var errs configs.Errors
 		if !errors.As(err, &errs) || !strings.Contains(err.Error(), "providers[0].userinfo.endpoint: is required") {
 			t.Errorf("err = %v", err)
@@ -272,7 +286,7 @@ func TestEnricherErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := idptest.New(t, tt.handler)
-			e, err := userinfo.NewEnricher(enricherSection(configs.Userinfo{Endpoint: srv.URL}), plainProvider{}, providers.Deps{})
+			e, err := userinfo.NewEnricher(stepSection(userinfo.StepConfig{Endpoint: srv.URL}), owner, plainProvider{}, providers.Deps{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -80,6 +80,9 @@ type options struct {
 	addr     string
 	now      func() time.Time
 	noAlg    bool
+
+	mint         bool
+	mintDefaults map[string]any
 }
 
 // Option configures NewIssuer.
@@ -122,6 +125,9 @@ func NewIssuer(opts ...Option) (*Issuer, error) {
 	mux.HandleFunc("GET "+JWKSPath, is.serveJWKS)
 	if o.userinfo != nil {
 		mux.HandleFunc(UserinfoPath, is.serveUserinfo)
+	}
+	if o.mint {
+		mux.HandleFunc("POST "+MintPath, is.serveMint(o.mintDefaults))
 	}
 	is.handler = mux
 	if o.noServer {

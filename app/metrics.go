@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"net/http"
@@ -13,9 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/idbridge/idbridge/cache"
-	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/providers"
-	"github.com/idbridge/idbridge/providers/jwt"
 	"github.com/idbridge/idbridge/server"
 )
 
@@ -41,22 +39,14 @@ type metrics struct {
 	cacheChildren    [2][4]prometheus.Counter // [miss, hit][kind]; only the kinds the chain reports
 
 	// view is what the scrape-time collectors read: the runtime serving now.
-	view atomic.Pointer[runtimeView]
-	jwks *jwksCollector
+	view     atomic.Pointer[runtimeView]
+	counters *counterCollector
 }
 
 // runtimeView is the part of a runtime that scrape-time collectors read.
 type runtimeView struct {
 	instances []*providers.Instance
 	dirs      providers.Directories
-	dirNames  []string
-}
-
-// poolStater is what an LDAP directory pool offers for metrics. It is an interface so
-// that providers/ldap owns the implementation: its *Directory satisfies it with a
-// one-line PoolStats method over its Stats.
-type poolStater interface {
-	PoolStats() (inUse, idle int)
 }
 
 var (
@@ -68,7 +58,7 @@ var (
 // timeout.
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-func newMetrics() *metrics {
+func newMetrics(version string) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "idbridge_http_requests_total",
@@ -110,11 +100,11 @@ func newMetrics() *metrics {
 		Help: "Always 1; the labels carry the build's version and Go version.",
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
-	m.jwks = &jwksCollector{m: m, seen: map[*jwt.Provider]jwksSeen{}, totals: map[jwksKey]float64{}}
+	m.counters = &counterCollector{m: m, seen: map[providers.Counters]countersSeen{}, totals: map[counterKey]float64{}, help: map[string]string{}}
 
 	m.reg.MustRegister(
 		m.requests, m.requestDuration, m.providerResults, m.providerLatency,
-		m.cacheResults, m.exchanges, m.reloads, buildInfo, m.jwks, &poolCollector{m: m},
+		m.cacheResults, m.exchanges, m.reloads, buildInfo, m.counters, &poolCollector{m: m},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -206,16 +196,12 @@ func (m *metrics) reloaded(ok bool) {
 	}
 }
 
-// install points the scrape-time collectors at the runtime now serving.
-func (m *metrics) install(cfg *configs.Config, b *built) {
-	v := &runtimeView{instances: b.instances, dirs: b.dirs}
-	for name := range cfg.Directories {
-		v.dirNames = append(v.dirNames, name)
-	}
+// install points the scrape-time collectors at the plan now serving.
+func (m *metrics) install(p *Plan) {
 	// The view first: a scrape in between must not take the new providers, not yet in
 	// the view, for retired ones.
-	m.view.Store(v)
-	m.jwks.track(b.instances)
+	m.view.Store(&runtimeView{instances: p.Instances, dirs: p.Directories})
+	m.counters.track(p.Instances)
 }
 
 // watchRedis exports the shared cache's state: degraded (Redis unreachable, memory
@@ -235,96 +221,120 @@ func (m *metrics) watchRedis(r *cache.Redis) {
 			Name: "idbridge_cache_redis_errors_total",
 			Help: "Redis calls that failed (each one a miss or a lost write).",
 		}, func() float64 { return float64(r.Stats().Errors) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "idbridge_cache_redis_fallback_total",
+			Help: "Cache calls served by the memory fallback while Redis was unreachable.",
+		}, func() float64 { return float64(r.Stats().Fallback) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "idbridge_cache_redis_primary_changes_total",
+			Help: "Times the set of Redis primaries changed (a Sentinel failover, a Cluster resharding or failover).",
+		}, func() float64 { return float64(r.Stats().PrimaryMoves) }),
+		redisPrimaries{r},
 	)
 }
 
-// jwksCollector turns the jwt providers' key-load counters into one monotonic counter
-// per provider name. A reload builds new providers whose counters start at zero, so it
-// adds the increase it sees on each provider since the previous scrape rather than
-// reporting the providers' own totals. Providers are tracked when installed, not when
-// first scraped, so that one retired before any scrape still counts; a retired
-// provider is read one last time.
-type jwksCollector struct {
+// redisPrimaries exports idbridge_cache_redis_primary{topology, addr} = 1 for each
+// primary last seen, so that a dashboard shows which server serves now.
+type redisPrimaries struct{ r *cache.Redis }
+
+var redisPrimaryDesc = prometheus.NewDesc("idbridge_cache_redis_primary",
+	"1 for each Redis primary this replica last saw (standalone: the address; sentinel: the sentinels' answer; cluster: every slot owner).",
+	[]string{"topology", "addr"}, nil)
+
+func (c redisPrimaries) Describe(ch chan<- *prometheus.Desc) { ch <- redisPrimaryDesc }
+
+func (c redisPrimaries) Collect(ch chan<- prometheus.Metric) {
+	st := c.r.Stats()
+	for _, a := range st.Primaries {
+		ch <- prometheus.MustNewConstMetric(redisPrimaryDesc, prometheus.GaugeValue, 1, st.Topology, a)
+	}
+}
+
+// counterCollector turns the counters providers keep (providers.Counters: the jwt
+// provider's key loads) into one monotonic counter per provider name. A reload builds
+// new providers whose counters start at zero, so it adds the increase it sees on each
+// provider since the previous scrape rather than reporting the providers' own totals.
+// Providers are tracked when installed, not when first scraped, so that one retired
+// before any scrape still counts; a retired provider is read one last time.
+type counterCollector struct {
 	m *metrics
 
 	mu     sync.Mutex
-	seen   map[*jwt.Provider]jwksSeen
-	totals map[jwksKey]float64
+	seen   map[providers.Counters]countersSeen
+	totals map[counterKey]float64
+	help   map[string]string // metric name → help, as the providers declare it
+	descs  map[string]*prometheus.Desc
 }
 
-type jwksSeen struct {
-	name  string
-	stats jwt.Stats
+type countersSeen struct {
+	name string
+	last map[[2]string]int64 // {counter name, result} → value at the last scrape
 }
 
-type jwksKey struct{ provider, result string }
+type counterKey struct{ metric, provider, result string }
 
-var jwksDesc = prometheus.NewDesc("idbridge_jwks_refreshes_total",
-	"JWKS loads of jwt providers by result: ok (new key set in use), error (IdP unreachable), invalid (unusable answer), rate_limited (unknown-kid refresh refused).",
-	[]string{"provider", "result"}, nil)
+// Describe sends nothing: the series are declared by the providers, so the collector
+// is unchecked.
+func (c *counterCollector) Describe(chan<- *prometheus.Desc) {}
 
-var jwksKeysDesc = prometheus.NewDesc("idbridge_jwks_keys",
-	"Keys in the last key set each jwt provider loaded, by state: usable, or skipped as unusable (each skipped key is logged with its kid and reason).",
-	[]string{"provider", "state"}, nil)
-
-func (c *jwksCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- jwksDesc
-	ch <- jwksKeysDesc
-}
-
-func (c *jwksCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *counterCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	current := map[*jwt.Provider]bool{}
+	current := map[providers.Counters]bool{}
 	if v := c.m.view.Load(); v != nil {
 		for _, in := range v.instances {
-			if p, ok := in.Provider.(*jwt.Provider); ok {
+			if p, ok := in.Provider.(providers.Counters); ok {
 				current[p] = true
 			}
 		}
 	}
 	for p, prev := range c.seen {
-		now := p.Stats()
-		if current[p] {
-			ch <- prometheus.MustNewConstMetric(jwksKeysDesc, prometheus.GaugeValue, float64(now.UsableKeys), prev.name, "usable")
-			ch <- prometheus.MustNewConstMetric(jwksKeysDesc, prometheus.GaugeValue, float64(now.SkippedKeys), prev.name, "skipped")
+		now := map[[2]string]int64{}
+		for _, ct := range p.Counters() {
+			k := [2]string{ct.Name, ct.Result}
+			now[k] = ct.Value
+			c.help[ct.Name] = ct.Help
+			c.add(counterKey{ct.Name, prev.name, ct.Result}, ct.Value-prev.last[k])
 		}
-		c.add(prev.name, jwt.ResultOK, now.OK-prev.stats.OK)
-		c.add(prev.name, jwt.ResultError, now.Error-prev.stats.Error)
-		c.add(prev.name, jwt.ResultInvalid, now.Invalid-prev.stats.Invalid)
-		c.add(prev.name, jwt.ResultRateLimited, now.RateLimited-prev.stats.RateLimited)
 		if current[p] {
-			c.seen[p] = jwksSeen{name: prev.name, stats: now}
+			c.seen[p] = countersSeen{name: prev.name, last: now}
 		} else {
 			delete(c.seen, p)
 		}
 	}
+	if c.descs == nil {
+		c.descs = map[string]*prometheus.Desc{}
+	}
 	for k, v := range c.totals {
-		ch <- prometheus.MustNewConstMetric(jwksDesc, prometheus.CounterValue, v, k.provider, k.result)
+		d := c.descs[k.metric]
+		if d == nil {
+			d = prometheus.NewDesc("idbridge_"+k.metric+"_total", c.help[k.metric], []string{"provider", "result"}, nil)
+			c.descs[k.metric] = d
+		}
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, k.provider, k.result)
 	}
 }
 
-// track starts counting the jwt providers among instances.
-func (c *jwksCollector) track(instances []*providers.Instance) {
+// track starts counting the providers among instances that keep counters.
+func (c *counterCollector) track(instances []*providers.Instance) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, in := range instances {
-		if p, ok := in.Provider.(*jwt.Provider); ok {
+		if p, ok := in.Provider.(providers.Counters); ok {
 			if _, seen := c.seen[p]; !seen {
-				c.seen[p] = jwksSeen{name: in.Name}
+				c.seen[p] = countersSeen{name: in.Name}
 			}
 		}
 	}
 }
 
-func (c *jwksCollector) add(name, result string, delta int64) {
-	k := jwksKey{name, result}
+func (c *counterCollector) add(k counterKey, delta int64) {
 	if _, ok := c.totals[k]; !ok || delta > 0 {
 		c.totals[k] += float64(max(delta, 0))
 	}
 }
 
-// poolCollector reports the LDAP pools of the runtime serving now.
+// poolCollector reports the directory pools of the runtime serving now.
 type poolCollector struct{ m *metrics }
 
 var poolDesc = prometheus.NewDesc("idbridge_ldap_pool_connections",
@@ -338,17 +348,8 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	if v == nil || v.dirs == nil {
 		return
 	}
-	for _, name := range v.dirNames {
-		d, ok := v.dirs.Directory(name)
-		if !ok {
-			continue
-		}
-		ps, ok := d.(poolStater)
-		if !ok {
-			continue
-		}
-		inUse, idle := ps.PoolStats()
-		ch <- prometheus.MustNewConstMetric(poolDesc, prometheus.GaugeValue, float64(inUse), name, "in_use")
-		ch <- prometheus.MustNewConstMetric(poolDesc, prometheus.GaugeValue, float64(idle), name, "idle")
+	for name, st := range v.dirs.PoolStats() {
+		ch <- prometheus.MustNewConstMetric(poolDesc, prometheus.GaugeValue, float64(st.InUse), name, "in_use")
+		ch <- prometheus.MustNewConstMetric(poolDesc, prometheus.GaugeValue, float64(st.Idle), name, "idle")
 	}
 }

@@ -1,0 +1,303 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"reflect"
+	"syscall"
+	"time"
+
+	"github.com/idbridge/idbridge/cache"
+	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/playground"
+	"github.com/idbridge/idbridge/providers"
+	"github.com/idbridge/idbridge/server"
+)
+
+// Process holds what `serve` builds once and every reload shares: the cache (so that a
+// reload keeps the identities of unchanged providers and the Spotnana tokens) and the
+// metrics (so that counters keep counting). Changing `cache:` needs a restart.
+type Process struct {
+	cache   cache.Cache
+	redis   *cache.Redis // nil with the memory backend
+	metrics *metrics
+	cfg     configs.Cache // the cache section the process started with
+	version string
+}
+
+// NewProcess builds the process-wide parts from the config loaded at start. version is
+// exported as idbridge_build_info.
+func NewProcess(cfg *configs.Config, logger *slog.Logger, version string) (*Process, error) {
+	p := &Process{metrics: newMetrics(version), cfg: cfg.Cache, version: version}
+	switch cfg.Cache.Backend {
+	case "redis":
+		r, err := cache.NewRedis(cfg.Cache, cache.RedisOptions{Logger: logger.With("component", "cache")})
+		if err != nil {
+			return nil, fmt.Errorf("cache: %w", err)
+		}
+		p.cache, p.redis = r, r
+		p.metrics.watchRedis(r)
+	default:
+		p.cache = cache.NewMemory(cfg.Cache.MaxEntries, nil)
+	}
+	return p, nil
+}
+
+// Close releases the shared cache, once no runtime uses it any more.
+func (p *Process) Close() error { return p.cache.Close() }
+
+// Options are the server options that survive reloads.
+func (p *Process) Options(logger *slog.Logger) server.Options {
+	return server.Options{Logger: logger, Metrics: p.metrics.Handler(), Observer: p.metrics}
+}
+
+// Runtime starts plan (see Plan.Start) and assembles the runtime that serves it: the
+// chain over the process's cache, the bridge, the health report and the exchange.
+// Without a process (the CLI's one-shot commands, p nil) the runtime gets a memory cache
+// of its own and no metrics. The runtime's Close closes the plan.
+func (p *Process) Runtime(ctx context.Context, plan *Plan) (*server.Runtime, error) {
+	if err := plan.Start(ctx); err != nil {
+		return nil, err
+	}
+	cfg := plan.Config
+	var c cache.Cache
+	var obs providers.Observer
+	if p == nil {
+		c = cache.NewMemory(cfg.Cache.MaxEntries, nil)
+	} else {
+		c, obs = p.cache, p.metrics
+	}
+	chain := providers.NewChain(plan.Instances, c, nil, obs)
+	chain.SetRequestTimeout(cfg.Server.RequestTimeout)
+	rt := &server.Runtime{
+		Config: cfg,
+		Bridge: server.NewBridge(chain, plan.Mapping, plan.Overrides, cfg.Response.EmailField, cfg.Response.Extra),
+		Health: p.health(plan),
+		Close:  plan.Close,
+	}
+	if plan.exchange != nil {
+		x, err := plan.exchange.exchangeFunc(c)
+		if err != nil {
+			plan.Close()
+			return nil, fmt.Errorf("spotnana: %w", err)
+		}
+		rt.Exchange, rt.JWKS = x, plan.exchange.jwks()
+	}
+	return rt, nil
+}
+
+// installed tells the process that plan serves from now on.
+func (p *Process) installed(plan *Plan) { p.metrics.install(plan) }
+
+// reloaded counts a reload and warns about what only a restart applies.
+func (p *Process) reloaded(logger *slog.Logger, cfg *configs.Config, old *server.Runtime, ok bool) {
+	p.metrics.reloaded(ok)
+	if !ok || cfg == nil {
+		return
+	}
+	if !reflect.DeepEqual(cfg.Cache, p.cfg) {
+		logger.Warn("cache section changed; it applies after a restart, the running cache keeps serving")
+	}
+	if old != nil && old.Config != nil {
+		was, now := old.Config.Server, cfg.Server
+		if was.Listen != now.Listen || was.AdminListen != now.AdminListen {
+			logger.Warn("listen addresses changed; they apply after a restart")
+		}
+		if was.TLS != now.TLS {
+			logger.Warn("server.tls file names changed; they apply after a restart (the files named at start are re-read on every reload)")
+		}
+	}
+}
+
+// dnsTimeout bounds the Spotnana token URL lookup of /readyz.
+const dnsTimeout = time.Second
+
+// health reports each provider and enrichment step that can tell its state, the
+// directories, the shared cache and Spotnana's token URL. The replica is ready once one
+// provider can serve: a provider that cannot yet (Health.Ready false: a jwt provider
+// whose keys never loaded) is shown unready in the detail, but one IdP down during a
+// scale-up must not keep new replicas, and every other issuer, out of the load balancer.
+// An outage is reported, and the replica keeps its place (the contract's /readyz).
+func (p *Process) health(plan *Plan) func(context.Context) (bool, map[string]any) {
+	cfg := plan.Config
+	return func(ctx context.Context) (bool, map[string]any) {
+		ready := false
+		out := map[string]any{}
+		for _, in := range plan.Instances {
+			entry := map[string]any{"type": in.Type}
+			if h, ok := in.Provider.(providers.HealthChecker); !ok {
+				ready = true // nothing to wait for
+			} else {
+				st := h.Health(ctx)
+				ready = ready || st.Ready
+				entry["ready"], entry["ok"] = st.Ready, st.OK
+				if st.Detail != "" {
+					entry["detail"] = st.Detail
+				}
+			}
+			for i, e := range in.Enrichers {
+				if h, ok := e.(providers.HealthChecker); ok {
+					entry[fmt.Sprintf("step%d", i)] = h.Health(ctx)
+				}
+			}
+			out["provider:"+in.Name] = entry
+		}
+		if plan.Directories != nil {
+			for name, h := range plan.Directories.Health(ctx) {
+				out["directory:"+name] = h
+			}
+		}
+		if p != nil {
+			entry := map[string]any{"backend": "memory", "ok": true}
+			if p.redis != nil {
+				h := p.redis.Health(ctx)
+				entry = map[string]any{"backend": "redis", "ok": h.OK, "degraded": h.Degraded, "detail": h.Detail,
+					"topology": h.Topology, "primaries": h.Primaries}
+			}
+			out["cache"] = entry
+		}
+		if cfg.Spotnana != nil && cfg.Spotnana.TokenURL != "" {
+			out["spotnana"] = resolvable(ctx, cfg.Spotnana.TokenURL)
+		}
+		return ready, out
+	}
+}
+
+// resolvable reports whether the host of raw resolves: a cheap sign that Spotnana can
+// be reached, which does not call Spotnana itself.
+func resolvable(ctx context.Context, raw string) providers.Health {
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return providers.Health{Ready: true, OK: false, Detail: "token_url has no host"}
+	}
+	host := u.Hostname()
+	if net.ParseIP(host) != nil {
+		return providers.Health{Ready: true, OK: true, Detail: "token_url host is an address"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, dnsTimeout)
+	defer cancel()
+	if _, err := net.DefaultResolver.LookupHost(ctx, host); err != nil {
+		return providers.Health{Ready: true, OK: false, Detail: "token_url host does not resolve"}
+	}
+	return providers.Health{Ready: true, OK: true, Detail: "token_url host resolves"}
+}
+
+// ServeOptions are what `idbridge serve` passes to Serve.
+type ServeOptions struct {
+	Path     string // the config file, re-read on SIGHUP
+	Registry providers.Registry
+	Logger   *slog.Logger
+	// AccessLog, when not nil, is the fast path for the per-request log line; it must
+	// write to the same place as Logger.
+	AccessLog *server.AccessLog
+	// Ready, when not nil, receives the bound addresses once listening.
+	Ready   func(main, admin string)
+	Version string
+	// Playground, when not nil, serves the mapping playground on the admin listener.
+	Playground *playground.Options
+}
+
+// Serve runs the bridge for plan until ctx is done; SIGHUP reloads the file (Reload).
+// plan must have loaded without fatal errors; Serve starts it.
+func Serve(ctx context.Context, plan *Plan, o ServeOptions) error {
+	logger := o.Logger
+	proc, err := NewProcess(plan.Config, logger, o.Version)
+	if err != nil {
+		plan.Close()
+		return err
+	}
+	defer proc.Close()
+	rt, err := proc.Runtime(ctx, plan)
+	if err != nil {
+		return err
+	}
+	opts := proc.Options(logger)
+	opts.AccessLog = o.AccessLog
+	opts.Playground = o.Playground
+	srv, err := server.New(rt, opts)
+	if err != nil {
+		plan.Close()
+		return err
+	}
+	proc.installed(plan)
+	mainLn, adminLn, err := srv.Listen()
+	if err != nil {
+		plan.Close()
+		return err
+	}
+	// SIGHUP is caught before "idbridge serving" is logged: its default action would
+	// kill a process reloaded as soon as it says it serves.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	adminAddr := ""
+	if adminLn != nil {
+		adminAddr = adminLn.Addr().String()
+	}
+	plan.warn(nil)
+	logger.Info("idbridge serving", "version", o.Version, "listen", mainLn.Addr().String(), "admin_listen", adminAddr, "providers", len(plan.Instances))
+	if o.Ready != nil {
+		o.Ready(mainLn.Addr().String(), adminAddr)
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				Reload(ctx, o.Path, o.Registry, logger, srv, proc)
+			}
+		}
+	}()
+	err = srv.Serve(ctx, mainLn, adminLn)
+	srv.Close()
+	return err
+}
+
+// Reload re-reads path; a valid config replaces the running one atomically, an invalid
+// one is logged with every error and the old one keeps serving. The config is parsed
+// once: the plan that was checked is the plan started. The cache is the process's:
+// unchanged providers keep their entries. It reports whether the new config serves.
+func Reload(ctx context.Context, path string, reg providers.Registry, logger *slog.Logger, srv *server.Server, proc *Process) bool {
+	plan, errs := LoadFile(path, reg, logger)
+	if plan == nil || len(errs.Fatal()) > 0 {
+		plan.Close()
+		logReloadErrors(logger, errs)
+		proc.reloaded(logger, nil, nil, false)
+		return false
+	}
+	plan.warn(errs)
+	rt, err := proc.Runtime(ctx, plan)
+	if err != nil {
+		logger.Error("config reload refused; the previous config keeps serving", "error", err)
+		proc.reloaded(logger, nil, nil, false)
+		return false
+	}
+	old := srv.Current()
+	if err := srv.Swap(rt); err != nil {
+		rt.Close()
+		logger.Error("config reload refused", "error", err)
+		proc.reloaded(logger, nil, nil, false)
+		return false
+	}
+	proc.installed(plan)
+	proc.reloaded(logger, plan.Config, old, true)
+	if err := srv.ReloadTLS(); err != nil {
+		logger.Error("TLS certificate reload failed; the previous certificate keeps serving", "error", err)
+	}
+	logger.Info("config reloaded", "providers", len(plan.Instances))
+	return true
+}
+
+func logReloadErrors(logger *slog.Logger, errs configs.Errors) {
+	msgs := make([]string, 0, len(errs))
+	for _, e := range errs.Fatal() {
+		msgs = append(msgs, e.Error())
+	}
+	logger.Error("config reload refused; the previous config keeps serving", "errors", msgs)
+}

@@ -1,0 +1,456 @@
+package test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/idbridge/idbridge/spotnana"
+)
+
+// securityConfig is a bridge with two jwt issuers in front of one Spotnana token URL:
+// "plain" maps the email claim as it is, "lowered" trims and lower-cases it first.
+// top is added at the top level (allow_unicode under mapping, server keys, …).
+func securityConfig(t *testing.T, plain, lowered, tokenURL, mappingExtra, top string) string {
+	t.Helper()
+	return fmt.Sprintf(`
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+log: {level: debug, format: json}
+providers:
+  - name: plain
+    type: jwt
+    issuer: %s
+    audiences: [idbridge]
+  - name: lowered
+    type: jwt
+    issuer: %s
+    audiences: [idbridge]
+    mapping:
+      email:
+        - path: email
+          transforms: [trim, lower]
+%s
+mapping:
+  email:
+    - path: email
+%s
+spotnana:
+  token_url: %s
+  client_id: %s
+  client_secret: %s
+%s`, plain, lowered, indent(mappingExtra, "      "), indent(mappingExtra, "  "), tokenURL, testClientID, testClientSecret, top)
+}
+
+func indent(s, by string) string {
+	if s == "" {
+		return ""
+	}
+	return by + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n"+by)
+}
+
+// TestLookalikeEmails is issue 14's finding 1: a user whose IdP lets them hold a
+// look-alike of another user's email (U+212A KELVIN SIGN for K, invisible and bidi
+// characters, a fullwidth @) never gets that user's identity, by user-detail or by the
+// exchange's per-user token cache.
+func TestLookalikeEmails(t *testing.T) {
+	plain, lowered := newIssuer(t), newIssuer(t)
+	srv, sw := inProcessSandbox(t)
+	lookalikes := map[string]string{
+		"kelvin sign":     "\u212Aate@example.com",
+		"zero width":      "ka\u200Bte@example.com",
+		"rtl override":    "kate\u202E@example.com",
+		"no-break space":  "\u00A0kate@example.com",
+		"line separator":  "kate@example.com\u2028",
+		"fullwidth at":    "kate\uFF20example.com",
+		"dotted capital":  "\u0130vy@example.com",
+		"long s":          "\u017Fam@example.com",
+		"kelvin, trimmed": " \u212Aate@example.com ",
+	}
+	for _, unicode := range []bool{false, true} {
+		t.Run(fmt.Sprintf("allow_unicode=%t", unicode), func(t *testing.T) {
+			extra := ""
+			if unicode {
+				extra = "allow_unicode: true"
+			}
+			br := startBridge(t, securityConfig(t, plain.URL(), lowered.URL(), srv.URL+spotnana.SandboxTokenPath, extra, ""))
+			sb := newSandbox(sw, spotnana.SandboxConfig{Users: []string{"*"}, UserDetailURL: br.URL + "/v1/user-detail"})
+			kate := wantTokens(t, exchange(t, br, mint(t, plain, map[string]any{"sub": "kate", "email": "kate@example.com"})))
+			calls := sb.Requests()
+			for name, email := range lookalikes {
+				for _, is := range []struct {
+					name string
+					iss  interface{ URL() string }
+				}{{"plain", plain}, {"lowered", lowered}} {
+					tok := mint(t, plain, map[string]any{"sub": "mallory", "email": email})
+					if is.name == "lowered" {
+						tok = mint(t, lowered, map[string]any{"sub": "mallory", "email": email})
+					}
+					r := userDetail(t, br, tok)
+					x := exchange(t, br, tok)
+					if unicode && name == "dotted capital" {
+						// A real letter of its own: with allow_unicode it is that user's
+						// address, never folded onto ivy@.
+						if r.Status != 200 || emailOf(t, r) != "\u0130vy@example.com" || x.Status != 200 {
+							t.Errorf("%s via %s: user-detail %d %s, exchange %d", name, is.name, r.Status, r.Body, x.Status)
+						}
+						continue
+					}
+					if r.Status != 403 {
+						t.Errorf("%s via %s: user-detail %d %s, want 403", name, is.name, r.Status, r.Body)
+					}
+					if x.Status != 403 || strings.Contains(x.Body, kate["access_token"].(string)) {
+						t.Errorf("%s via %s: exchange %d %s, want 403", name, is.name, x.Status, x.Body)
+					}
+				}
+			}
+			want := calls
+			if unicode {
+				want++ // İvy's own exchange; the second provider's is served from the cache
+			}
+			if n := sb.Requests(); n != want {
+				t.Errorf("%d Spotnana calls for look-alikes, want %d", n-calls, want-calls)
+			}
+			eventually(t, "the refusal's reason in the log", func() bool {
+				return strings.Contains(br.Logs(), "not printable ASCII") || strings.Contains(br.Logs(), "compatibility character")
+			})
+			// An internationalised address passes only when the operator opted in, in NFC.
+			jose := mint(t, plain, map[string]any{"sub": "jose", "email": "jose\u0301@example.com"})
+			r := userDetail(t, br, jose)
+			switch {
+			case !unicode && r.Status != 403:
+				t.Errorf("jose\u0301 without allow_unicode: %d %s", r.Status, r.Body)
+			case unicode && (r.Status != 200 || emailOf(t, r) != "jos\u00e9@example.com"):
+				t.Errorf("jose\u0301 with allow_unicode: %d %s", r.Status, r.Body)
+			}
+		})
+	}
+}
+
+// writeFile writes content under dir and returns its path.
+func writeFile(t *testing.T, dir, name, content string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// peakRSS reads the process's peak resident set (VmHWM) in bytes from /proc.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc status")
+	return 0
+}
+
+// deepJSON is the attack of issue 14's finding 2: 1 MiB of "[".
+var deepJSON = strings.Repeat("[", 1<<20)
+
+// TestDeepJSON is finding 2: JSON nested without limit, from any upstream and in a
+// token, is refused as malformed (503 for an upstream, 401 for a token) before a
+// recursive parser reads it, and the process's memory stays bounded while 8 clients
+// keep sending tokens that the introspection endpoint answers with 1 MiB of "[".
+// Memory is measured (VmHWM), never time.
+func TestDeepJSON(t *testing.T) {
+	deep := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, deepJSON)
+	})
+	intro := httptest.NewServer(deep)
+	t.Cleanup(intro.Close)
+	ui := httptest.NewServer(deep)
+	t.Cleanup(ui.Close)
+	is := newIssuer(t)
+	br := startBridge(t, `
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+log: {level: info, format: json}
+providers:
+  - name: corp
+    type: jwt
+    issuer: `+is.URL()+`
+    audiences: [idbridge]
+  - name: intro
+    type: introspection
+    endpoint: `+intro.URL+`
+    client_id: idbridge
+    client_secret: s3cr3t-client-secret
+    negative_cache_ttl: 0s
+  - name: ui
+    type: userinfo
+    endpoint: `+ui.URL+`
+    accepts: jwt
+mapping:
+  email:
+    - path: email
+`)
+	pid := br.cmd.Process.Pid
+	before := peakRSS(t, pid)
+
+	t.Run("8 clients, 1 MiB of [ from introspection: 503, memory bounded", func(t *testing.T) {
+		var wg sync.WaitGroup
+		var bad atomic.Int64
+		for c := 0; c < 8; c++ {
+			wg.Add(1)
+			go func(c int) {
+				defer wg.Done()
+				for i := 0; i < 6; i++ {
+					req, _ := http.NewRequest("GET", br.URL+"/v1/user-detail", nil)
+					req.Header.Set("Authorization", fmt.Sprintf("Bearer junk-%d-%d", c, i))
+					resp, err := httpClient.Do(req)
+					if err != nil {
+						bad.Add(1)
+						continue
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 503 {
+						bad.Add(1)
+					}
+				}
+			}(c)
+		}
+		wg.Wait()
+		if bad.Load() > 0 {
+			t.Errorf("%d answers were not 503", bad.Load())
+		}
+		peak := peakRSS(t, pid)
+		t.Logf("peak RSS: %d MB before the attack, %d MB after 48 answers of 1 MiB of [", before>>20, peak>>20)
+		// Unbounded, one such answer took ≈128 MB of stack and eight at once ≈1.09 GB.
+		if peak > 192<<20 {
+			t.Errorf("peak RSS %d MB: the depth limit does not hold", peak>>20)
+		}
+	})
+
+	t.Run("userinfo answering 1 MiB of [ is 503", func(t *testing.T) {
+		tok := mint(t, newIssuer(t), nil) // an issuer no jwt provider names: userinfo's
+		if r := userDetail(t, br, tok); r.Status != 503 {
+			t.Errorf("%d %s", r.Status, r.Body)
+		}
+	})
+	if strings.Contains(br.Logs(), "[[[[") {
+		t.Error("the log holds the upstream's answer")
+	}
+}
+
+// TestDeepJSONKeysAndSpotnana: discovery, JWKS and Spotnana answers nested without limit
+// are malformed answers of that upstream: the token is 503 (keys unavailable) and the
+// exchange is refused (502), without reading them recursively; a token nested without
+// limit is 401.
+func TestDeepJSONKeysAndSpotnana(t *testing.T) {
+	deepIdP := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/.well-known/openid-configuration" {
+			fmt.Fprintf(w, `{"issuer":"http://%s","jwks_uri":"http://%s/jwks","x":%s}`, r.Host, r.Host, deepJSON)
+			return
+		}
+		io.WriteString(w, `{"keys":`+deepJSON)
+	}))
+	t.Cleanup(deepIdP.Close)
+	direct := strings.Replace(deepIdP.URL, "127.0.0.1", "localhost", 1)
+	spot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, deepJSON)
+	}))
+	t.Cleanup(spot.Close)
+	is := newIssuer(t)
+	br := startBridge(t, `
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+providers:
+  - name: corp
+    type: jwt
+    issuer: `+is.URL()+`
+    audiences: [idbridge]
+  - name: deep-discovery
+    type: jwt
+    issuer: `+deepIdP.URL+`
+    audiences: [idbridge]
+  - name: deep-jwks
+    type: jwt
+    issuer: `+direct+`
+    discovery: false
+    jwks_uri: `+deepIdP.URL+`/jwks
+    audiences: [idbridge]
+mapping:
+  email:
+    - path: email
+spotnana:
+  token_url: `+spot.URL+`
+  client_id: idbridge
+  client_secret: s3cr3t-client-secret
+  max_retries: 0
+`)
+	for name, iss := range map[string]string{"discovery": deepIdP.URL, "jwks": direct} {
+		tok := b64(`{"alg":"RS256","kid":"k1"}`) + "." + b64(`{"iss":"`+iss+`","aud":"idbridge","exp":9999999999,"email":"a@example.com"}`) + ".c2ln"
+		if r := userDetail(t, br, tok); r.Status != 503 {
+			t.Errorf("deep %s: %d %s", name, r.Status, r.Body)
+		}
+	}
+	if r := exchange(t, br, mint(t, is, nil)); r.Status != 502 {
+		t.Errorf("deep Spotnana answer: %d %s", r.Status, r.Body)
+	}
+	t.Run("a token with a deep header or payload is 401", func(t *testing.T) {
+		for _, part := range []string{"header", "payload"} {
+			h, p := `{"alg":"RS256","kid":"x"}`, `{"iss":"`+is.URL()+`","a":`+strings.Repeat("[", 5000)+`}`
+			if part == "header" {
+				h, p = `{"alg":"RS256","x":`+strings.Repeat("[", 5000)+`}`, `{"iss":"`+is.URL()+`"}`
+			}
+			tok := b64(h) + "." + b64(p) + ".c2ln"
+			if r := userDetail(t, br, tok); r.Status != 401 {
+				t.Errorf("deep %s: %d %s", part, r.Status, r.Body)
+			}
+		}
+	})
+
+}
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// TestNoSecretThroughAnEcho is finding 3: a Spotnana endpoint whose error answers echo
+// the request (whole, cut short, percent-encoded or decoded, in any field) never gets
+// the client secret or the user's token into the bridge's log or answer; and `check`
+// never prints what an ${env:} reference held, even inside a regex that does not compile.
+func TestNoSecretThroughAnEcho(t *testing.T) {
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		form, _ := url.ParseQuery(string(raw))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		var body any
+		switch form.Get("scope") + r.URL.Path {
+		case "openid/rfc6749":
+			body = map[string]any{"error": "invalid_request", "error_description": "bad request: " + string(raw)}
+		case "openid/cut":
+			body = map[string]any{"error": "invalid_request", "error_description": string(raw)[:len(raw)/2+40]}
+		default:
+			body = map[string]any{
+				"debugIdentifier": form.Get("client_secret"),
+				"errorMessages": []map[string]string{{
+					"errorCode": form.Get("subject_token"),
+					"message":   "subject_token=" + form.Get("subject_token") + " client_secret=" + form.Get("client_secret"),
+				}},
+			}
+		}
+		json.NewEncoder(w).Encode(body)
+	}))
+	t.Cleanup(echo.Close)
+	is := newIssuer(t)
+	for _, path := range []string{"/rfc6749", "/cut", "/spotnana"} {
+		t.Run(path, func(t *testing.T) {
+			br := startBridgeFile(t, exchangeConfig(t, "127.0.0.1:0", is.URL(), echo.URL+path, "  max_retries: 0\n"))
+			tok := mint(t, is, nil)
+			r := exchange(t, br, tok)
+			if r.Status != 502 {
+				t.Fatalf("got %d %s, want 502", r.Status, r.Body)
+			}
+			if strings.Contains(r.Body, testClientSecret) || strings.Contains(r.Body, tok[:40]) {
+				t.Errorf("the answer carries a secret: %s", r.Body)
+			}
+			eventually(t, "the refusal in the log", func() bool { return strings.Contains(br.Logs(), `"status":502`) })
+			noSecretsIn(t, "the bridge", br.Logs(), tok)
+			if strings.Contains(br.Logs(), tok[len(tok)/2:len(tok)/2+20]) {
+				t.Error("the log holds a piece of the token")
+			}
+		})
+	}
+
+	t.Run("check never prints a resolved reference", func(t *testing.T) {
+		const value = "(unclosed-s3cr3t-value"
+		cfg := writeConfig(t, `
+providers:
+  - name: corp
+    type: jwt
+    issuer: https://idp.example.com
+    jwks_uri: https://idp.example.com/keys
+    audiences: [idbridge]
+mapping:
+  email:
+    - path: email
+      when: {path: tid, matches: "${env:IDB_RX}"}
+      transforms: [{replace: {regex: "x${env:IDB_RX}", with: ""}}]
+`)
+		cmd := exec.Command(binary, "check", "--config", cfg)
+		cmd.Env = append(os.Environ(), "IDB_RX="+value)
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != 2 {
+			t.Fatalf("check: exit %d\n%s", cmd.ProcessState.ExitCode(), out)
+		}
+		if strings.Contains(string(out), "s3cr3t") {
+			t.Errorf("check printed the variable's value:\n%s", out)
+		}
+		if !strings.Contains(string(out), "${env:IDB_RX}") {
+			t.Errorf("check does not name the reference:\n%s", out)
+		}
+	})
+}
+
+// TestReadyWithOneIssuerDown is finding 9: a replica that starts while one of its jwt
+// issuers is down is ready (the other issuer serves), and /readyz shows that provider's
+// own state.
+func TestReadyWithOneIssuerDown(t *testing.T) {
+	up := newIssuer(t)
+	down := "http://" + freePort(t)
+	br := startBridge(t, `
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+providers:
+  - name: up
+    type: jwt
+    issuer: `+up.URL()+`
+    audiences: [idbridge]
+  - name: down
+    type: jwt
+    issuer: `+down+`
+    audiences: [idbridge]
+    timeout: 500ms
+mapping:
+  email:
+    - path: email
+`)
+	eventually(t, "ready with one issuer down", func() bool {
+		return do(t, "GET", br.Admin+"/readyz", nil).Status == 200
+	})
+	r := do(t, "GET", br.Admin+"/readyz", nil)
+	var body struct {
+		Ready bool                      `json:"ready"`
+		Deps  map[string]map[string]any `json:"dependencies"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &body); err != nil {
+		t.Fatal(err)
+	}
+	if !body.Ready || body.Deps["provider:down"]["ready"] != false || body.Deps["provider:up"]["ready"] != true {
+		t.Errorf("/readyz: %s", r.Body)
+	}
+	if e := emailOf(t, userDetail(t, br, mint(t, up, nil))); e != "alice@example.com" {
+		t.Errorf("the issuer that is up: %q", e)
+	}
+}

@@ -91,9 +91,12 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 		return providers.Instance{}, err
 	}
 	// A jwks_file is local: a set it could never use is a configuration error, which
-	// `idbridge check` reports too (reading a file touches no network).
-	if _, err := loadKeyFile(s.cfg.JWKSFile); err != nil {
-		return providers.Instance{}, configs.Errors{sec.Errorf("jwks_file", "%v", err)}
+	// `idbridge check` reports too (reading a file touches no network). A file that
+	// cannot be read yet (mounted later, say) is left to Start and the refresher.
+	if data, err := readFileLimited(s.cfg.JWKSFile); err == nil {
+		if _, err := parseKeySet(data, isPEM(data)); err != nil {
+			return providers.Instance{}, configs.Errors{sec.Errorf("jwks_file", "%v", err)}
+		}
 	}
 	p := newProvider(sec.Name, s, deps)
 	return providers.Instance{
@@ -116,8 +119,15 @@ func Warnings(sec *configs.ProviderSection) configs.Errors {
 	if err != nil {
 		return nil
 	}
-	ks, err := loadKeyFile(s.cfg.JWKSFile)
-	if err != nil || ks == nil {
+	if s.cfg.JWKSFile == "" {
+		return nil
+	}
+	data, err := readFileLimited(s.cfg.JWKSFile)
+	if err != nil {
+		return nil
+	}
+	ks, err := parseKeySet(data, isPEM(data))
+	if err != nil {
 		return nil
 	}
 	var out configs.Errors
@@ -127,18 +137,6 @@ func Warnings(sec *configs.ProviderSection) configs.Errors {
 		out = append(out, w)
 	}
 	return out
-}
-
-// loadKeyFile parses a jwks_file; nil, nil when path is "".
-func loadKeyFile(path string) (*keySet, error) {
-	if path == "" {
-		return nil, nil
-	}
-	data, err := readFileLimited(path)
-	if err != nil {
-		return nil, err
-	}
-	return parseKeySet(data, isPEM(data))
 }
 
 func newProvider(name string, s *settings, deps providers.Deps) *Provider {

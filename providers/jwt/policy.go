@@ -71,27 +71,35 @@ func tokenClient(doc string, paths []string) (string, bool) {
 	return "", false
 }
 
-// hasScope looks for want in scope (a space-separated string, RFC 8693 §4.2) or scp (a
-// string or an array, as Azure AD and Okta issue it).
+// hasScope looks for want in scope (a space-separated string, RFC 8693 §4.2, or an array,
+// as PingFederate issues it) or scp (a string or an array, as Entra ID and Okta issue it).
 func hasScope(scope, scp gjson.Result, want string) bool {
 	if scope.Type == gjson.String && inSpaceList(scope.Str, want) {
+		return true
+	}
+	if scope.IsArray() && inArray(scope, want) {
+		// PingFederate's JWT access tokens write scope as an array.
 		return true
 	}
 	switch {
 	case scp.Type == gjson.String:
 		return inSpaceList(scp.Str, want)
 	case scp.IsArray():
-		found := false
-		scp.ForEach(func(_, v gjson.Result) bool {
-			if v.Type == gjson.String && v.Str == want {
-				found = true
-				return false
-			}
-			return true
-		})
-		return found
+		return inArray(scp, want)
 	}
 	return false
+}
+
+func inArray(arr gjson.Result, want string) bool {
+	found := false
+	arr.ForEach(func(_, v gjson.Result) bool {
+		if v.Type == gjson.String && v.Str == want {
+			found = true
+			return false
+		}
+		return true
+	})
+	return found
 }
 
 func inSpaceList(list, want string) bool {

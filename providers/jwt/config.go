@@ -9,7 +9,6 @@ import (
 
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/providers"
-	"github.com/tidwall/gjson"
 )
 
 // Defaults, per CONTRACT.md.
@@ -79,14 +78,17 @@ type settings struct {
 	algs           map[string]keyKind
 	audiences      map[string]struct{}
 	clientIDs      map[string]struct{}
-	clientIDClaims []string // gjson-escaped claim names
-	types          []string // normalised: lower case, without "application/"
-	claims         []claimMatcher
-	scopes         []string
-	refresh        time.Duration
-	timeout        time.Duration
-	wellKnown      string // discovery document URL
-	issuerNorm     string // issuer without a trailing slash, for discovery
+	clientIDClaims []string // top-level claim names, in order
+	// policyNames are the members CheckPolicy reads in one pass: exp, aud, scope, scp,
+	// then clientIDClaims, then the required claims' names.
+	policyNames []string
+	types       []string // normalised: lower case, without "application/"
+	claims      []claimMatcher
+	scopes      []string
+	refresh     time.Duration
+	timeout     time.Duration
+	wellKnown   string // discovery document URL
+	issuerNorm  string // issuer without a trailing slash, for discovery
 }
 
 // parseConfig decodes and validates sec, reporting every error at once.
@@ -223,10 +225,14 @@ func parseConfig(sec *configs.ProviderSection) (*settings, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	s.policyNames = append([]string{"exp", "aud", "scope", "scp"}, s.clientIDClaims...)
+	for _, m := range s.claims {
+		s.policyNames = append(s.policyNames, m.name)
+	}
 	return s, nil
 }
 
-// clientClaimPaths validates client_id_claims and returns them escaped for gjson.
+// clientClaimPaths validates client_id_claims.
 func clientClaimPaths(sec *configs.ProviderSection, names []string, errs configs.Errors) ([]string, configs.Errors) {
 	if names == nil {
 		names = providers.DefaultClientIDClaims
@@ -240,7 +246,7 @@ func clientClaimPaths(sec *configs.ProviderSection, names []string, errs configs
 			errs = append(errs, sec.Errorf("client_id_claims", "empty claim name"))
 			continue
 		}
-		out = append(out, gjson.Escape(n))
+		out = append(out, n)
 	}
 	return out, errs
 }
@@ -255,8 +261,7 @@ func normType(t string) string {
 // claimMatcher compares one claim with its required value. The value is held as
 // canonical JSON so that comparison is type-strict: "5" never equals 5.
 type claimMatcher struct {
-	name string // a literal top-level claim name, not a gjson path
-	path string // name escaped for gjson, so "https://example.com/tid" stays one key
+	name string // a literal top-level claim name, not a gjson path ("https://example.com/tid" is one key)
 	want any    // the value after a JSON round trip: string, float64, bool, nil, []any, map[string]any
 }
 
@@ -269,7 +274,7 @@ func newClaimMatcher(name string, v any) (claimMatcher, error) {
 	if err := json.Unmarshal(b, &want); err != nil {
 		return claimMatcher{}, err
 	}
-	return claimMatcher{name: name, path: gjson.Escape(name), want: want}, nil
+	return claimMatcher{name: name, want: want}, nil
 }
 
 // normYAML turns yaml.v3's map[any]any (from non-string keys) into JSON-encodable maps.

@@ -14,23 +14,32 @@ import (
 )
 
 // CheckPolicy runs the authorization checks on an accepted document; the chain calls it
-// on every request, cache hits included, so it reads doc in place with gjson. doc is
-// not retained and must not be modified during the call. Order matters: an invalid token (401) wins over a missing scope
-// (403).
+// on every request, cache hits included, so it reads doc in place, in one pass over its
+// members. doc is not retained and must not be modified during the call. Order matters:
+// an invalid token (401) wins over a missing scope (403).
 func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
-	d := view(doc)
+	var small [16]gjson.Result
+	v := small[:0]
+	if n := len(p.s.policyNames); n <= len(small) {
+		v = small[:n]
+	} else {
+		v = make([]gjson.Result, n)
+	}
+	members(view(doc), p.s.policyNames, v)
+	exp, aud, scope, scp := v[0], v[1], v[2], v[3]
+	clients, claims := v[4:4+len(p.s.clientIDClaims)], v[4+len(p.s.clientIDClaims):]
 	// The cache never keeps a document past exp, but a clock that moved on must not
 	// let one through either.
-	if exp, ok := numericDate(gjson.Get(d, "exp")); !ok {
+	if exp, ok := numericDate(exp); !ok {
 		return errNoExp
 	} else if !now.Before(exp.Add(p.s.leeway)) {
 		return errExpired
 	}
-	if err := p.checkAudience(gjson.Get(d, "aud")); err != nil {
+	if err := p.checkAudience(aud); err != nil {
 		return err
 	}
 	if p.s.clientIDs != nil {
-		client, ok := tokenClient(d, p.s.clientIDClaims)
+		client, ok := firstPresent(clients)
 		if !ok {
 			return errClientID
 		}
@@ -39,14 +48,10 @@ func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
 		}
 	}
 	for i := range p.s.claims {
-		if !p.s.claims[i].match(d) {
+		if !p.s.claims[i].match(claims[i]) {
 			return errRequiredClaim
 		}
 	}
-	if len(p.s.scopes) == 0 {
-		return nil
-	}
-	scope, scp := gjson.Get(d, "scope"), gjson.Get(d, "scp")
 	for _, want := range p.s.scopes {
 		if !hasScope(scope, scp, want) {
 			return &providers.ScopeError{Required: p.s.scopes}
@@ -58,13 +63,16 @@ func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
 // TokenClient returns the client the token in doc was issued to: the first claim of
 // client_id_claims present in doc, when it is a string.
 func (p *Provider) TokenClient(doc []byte) (string, bool) {
-	c, ok := tokenClient(view(doc), p.s.clientIDClaims)
+	v := make([]gjson.Result, len(p.s.clientIDClaims))
+	members(view(doc), p.s.clientIDClaims, v)
+	c, ok := firstPresent(v)
 	return strings.Clone(c), ok
 }
 
-func tokenClient(doc string, paths []string) (string, bool) {
-	for _, path := range paths {
-		if r := gjson.Get(doc, path); r.Exists() {
+// firstPresent is the first value that exists, when it is a string.
+func firstPresent(vs []gjson.Result) (string, bool) {
+	for _, r := range vs {
+		if r.Exists() {
 			return r.Str, r.Type == gjson.String
 		}
 	}
@@ -119,9 +127,8 @@ func inSpaceList(list, want string) bool {
 	return false
 }
 
-// match compares the claim with its required value, type-strictly.
-func (m *claimMatcher) match(doc string) bool {
-	v := gjson.Get(doc, m.path)
+// match compares the claim's value v with its required value, type-strictly.
+func (m *claimMatcher) match(v gjson.Result) bool {
 	if !v.Exists() {
 		return false
 	}

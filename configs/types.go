@@ -50,9 +50,18 @@ type Server struct {
 	TrustedProxies    []string      `yaml:"trusted_proxies"`     // default none
 	AllowedClients    []string      `yaml:"allowed_clients"`     // default any (user-detail only)
 	RateLimit         RateLimit     `yaml:"rate_limit"`          // default off
+	CORS              CORS          `yaml:"cors"`                // default: no origin
 	// Playground serves the mapping playground at GET /playground on the admin listener.
 	// Default: on while admin_listen is a loopback address, off otherwise.
 	Playground *bool `yaml:"playground"`
+}
+
+// CORS lets web pages on other origins call the exchange route from the browser
+// (Spotnana's iframe integration). User-detail never answers CORS.
+type CORS struct {
+	// AllowedOrigins are exact origins (scheme://host[:port], as browsers send them);
+	// default none. No wildcard, no "null".
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // TLS names the main listener's certificate and key; both empty means plain HTTP.

@@ -125,6 +125,7 @@ func (v *validator) server(s *Server) {
 			v.errf(path, "invalid CIDR %s%s", v.q(path, p), hint)
 		}
 	}
+	v.cors(s)
 	if s.RateLimit.RPS < 0 {
 		v.errf("server.rate_limit.rps", "must not be negative")
 	}
@@ -133,6 +134,36 @@ func (v *validator) server(s *Server) {
 	}
 	if s.RateLimit.RPS == 0 && s.RateLimit.Burst > 0 {
 		v.warnf("server.rate_limit.burst", "has no effect while rps is 0 (rate limiting is off)")
+	}
+}
+
+// cors checks server.cors and keeps the configured routes off the embed script's paths.
+func (v *validator) cors(s *Server) {
+	seen := map[string]bool{}
+	for i, o := range s.CORS.AllowedOrigins {
+		path := fmt.Sprintf("server.cors.allowed_origins[%d]", i)
+		warning, err := CheckOrigin(o)
+		switch {
+		case err != nil:
+			v.errf(path, "%v", err)
+		case seen[o]:
+			v.errf(path, "%q is listed twice", o)
+		case warning != "":
+			v.warnf(path, "%s", warning)
+		}
+		seen[o] = true
+	}
+	if len(s.CORS.AllowedOrigins) > 0 && s.ExchangePath != nil && *s.ExchangePath == "" {
+		v.warnf("server.cors.allowed_origins", "has no effect while exchange_path is \"\" (the exchange route is off)")
+	}
+	routes := []struct{ key, path string }{{"server.user_detail_path", s.UserDetailPath}}
+	if s.ExchangePath != nil {
+		routes = append(routes, struct{ key, path string }{"server.exchange_path", *s.ExchangePath})
+	}
+	for _, r := range routes {
+		if strings.HasPrefix(r.path, EmbedPathPrefix) {
+			v.errf(r.key, "%s is reserved for the embed script (%sspotnana.js)", EmbedPathPrefix, EmbedPathPrefix)
+		}
 	}
 }
 
@@ -342,6 +373,9 @@ func (v *validator) spotnana(c *Config) {
 	if v.httpPath("spotnana.assertion.jwks_path", a.JWKSPath) {
 		if a.JWKSPath == c.Server.UserDetailPath || c.Server.ExchangePath != nil && a.JWKSPath == *c.Server.ExchangePath {
 			v.errf("spotnana.assertion.jwks_path", "is the same as another route's path")
+		}
+		if strings.HasPrefix(a.JWKSPath, EmbedPathPrefix) {
+			v.errf("spotnana.assertion.jwks_path", "%s is reserved for the embed script (%sspotnana.js)", EmbedPathPrefix, EmbedPathPrefix)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/idbridge/idbridge/mapping"
 	"github.com/idbridge/idbridge/providers"
+	"github.com/idbridge/idbridge/web"
 )
 
 // Route names used in logs and metrics (the configured paths may differ).
@@ -33,6 +34,7 @@ func (s *Server) prepare(rt *Runtime) error {
 		return fmt.Errorf("server.allowed_clients: %w", err)
 	}
 	rt.allowed = allowed
+	rt.cors = newCORS(cfg.CORS.AllowedOrigins)
 	if cfg.RateLimit.RPS > 0 {
 		rt.limiter = newLimiter(cfg.RateLimit.RPS, cfg.RateLimit.Burst, time.Now)
 	}
@@ -51,6 +53,14 @@ func (s *Server) prepare(rt *Runtime) error {
 	e.GET(cfg.UserDetailPath, s.api(rt, routeUserDetail, s.userDetail))
 	if rt.Exchange != nil && cfg.ExchangePath != nil && *cfg.ExchangePath != "" {
 		e.POST(*cfg.ExchangePath, s.api(rt, routeExchange, s.exchange))
+		e.OPTIONS(*cfg.ExchangePath, s.preflight(rt))
+	}
+	// The embed script for the company's page (Spotnana's iframe integration): public,
+	// static, served on the main listener beside the exchange route it calls.
+	script := gin.WrapH(web.Handler())
+	for _, p := range []string{web.ScriptPath, web.DeclarationsPath} {
+		e.GET(p, script)
+		e.HEAD(p, script)
 	}
 	if rt.JWKS != nil && rt.Config.Spotnana != nil {
 		e.GET(rt.Config.Spotnana.Assertion.JWKSPath, gin.WrapH(rt.JWKS))
@@ -99,6 +109,9 @@ func (s *Server) api(rt *Runtime, route string, h func(*gin.Context, *request)) 
 			defer cancel()
 		}
 		req.ctx = ctx
+		if route == routeExchange {
+			s.corsAnswer(c, rt)
+		}
 
 		switch {
 		case route == routeUserDetail && len(rt.allowed) > 0 && !clientAllowed(rt.allowed, c.ClientIP()):

@@ -40,6 +40,7 @@ type Runtime struct {
 	Close func()
 
 	allowed []*net.IPNet
+	cors    *corsPolicy
 	limiter *limiter
 	engine  *gin.Engine
 	active  atomic.Int64

@@ -27,6 +27,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"github.com/tidwall/gjson"
 
+	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/jsonlimit"
 )
 
@@ -66,6 +67,12 @@ const SandboxIssuer = "idbridge-sandbox"
 type SandboxConfig struct {
 	// Listen is the address `idbridge sandbox` serves on; NewSandbox ignores it.
 	Listen string
+	// EmbedListen, when set, is where `idbridge sandbox` serves the stand-in for
+	// Spotnana's iframe (Sandbox.Embed), on its own origin; NewSandbox ignores it.
+	EmbedListen string
+	// EmbedAllowedOrigins are the page origins the iframe accepts answers from; default
+	// DefaultEmbedAllowedOrigin.
+	EmbedAllowedOrigins []string
 	// ClientID and ClientSecret are the credentials the sandbox accepts.
 	ClientID, ClientSecret string
 	// Users are the emails with a profile (case-insensitive). "*" admits every email.
@@ -105,6 +112,19 @@ type SandboxConfig struct {
 func SandboxFlags(fs *flag.FlagSet) *SandboxConfig {
 	c := &SandboxConfig{}
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8090", "address to serve the sandbox on")
+	fs.StringVar(&c.EmbedListen, "embed-listen", "", "address to serve Spotnana's iframe stand-in on (GET /embed, GET /stats), its own origin; empty: off (e.g. 127.0.0.1:8091)")
+	fs.Func("embed-allowed-origins", "comma-separated page origins the iframe accepts answers from and may be framed by (repeatable; default "+DefaultEmbedAllowedOrigin+")", func(v string) error {
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o == "" {
+				continue
+			}
+			if _, err := configs.CheckOrigin(o); err != nil {
+				return err
+			}
+			c.EmbedAllowedOrigins = append(c.EmbedAllowedOrigins, o)
+		}
+		return nil
+	})
 	fs.StringVar(&c.ClientID, "client-id", "sandbox-client", "client_id the sandbox accepts")
 	fs.StringVar(&c.ClientSecret, "client-secret", "sandbox-secret", "client_secret the sandbox accepts (development only)")
 	fs.Func("users", "comma-separated emails with a Spotnana profile (repeatable; \"*\" admits any)", func(v string) error {

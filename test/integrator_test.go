@@ -17,7 +17,8 @@ import (
 func startDemo(t *testing.T) string {
 	t.Helper()
 	cmd := exec.Command(binary, "demo", "--issuer-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0",
-		"--admin-listen", "127.0.0.1:0", "--sandbox-listen", "127.0.0.1:0")
+		"--admin-listen", "127.0.0.1:0", "--sandbox-listen", "127.0.0.1:0",
+		"--app-listen", "127.0.0.1:0", "--embed-listen", "127.0.0.1:0")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

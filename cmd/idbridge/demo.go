@@ -39,6 +39,7 @@ const (
 type demoOptions struct {
 	once                                 bool
 	issuerAddr, listen, admin, sandboxAt string
+	appAt, embedAt                       string
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
@@ -49,6 +50,8 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address of the bridge's API listener (a busy port falls back to a free one)")
 	fs.StringVar(&o.admin, "admin-listen", "127.0.0.1:9090", "address of the bridge's admin listener (a busy port falls back to a free one)")
 	fs.StringVar(&o.sandboxAt, "sandbox-listen", "127.0.0.1:8090", "address of the Spotnana sandbox (a busy port falls back to a free one)")
+	fs.StringVar(&o.appAt, "app-listen", "127.0.0.1:3000", "address of the company page, opened as http://localhost:PORT/ (a busy port falls back to a free one)")
+	fs.StringVar(&o.embedAt, "embed-listen", "127.0.0.1:8091", "address of the sandbox's Spotnana iframe (a busy port falls back to a free one)")
 	if err := fs.Parse(args); err != nil {
 		return helpOrUsage(err)
 	}
@@ -56,7 +59,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "idbridge demo: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	for _, a := range []struct{ flag, addr string }{{"issuer-listen", o.issuerAddr}, {"listen", o.listen}, {"admin-listen", o.admin}, {"sandbox-listen", o.sandboxAt}} {
+	for _, a := range []struct{ flag, addr string }{{"issuer-listen", o.issuerAddr}, {"listen", o.listen}, {"admin-listen", o.admin}, {"sandbox-listen", o.sandboxAt}, {"app-listen", o.appAt}, {"embed-listen", o.embedAt}} {
 		if err := loopbackOnly(a.addr); err != nil {
 			fmt.Fprintf(stderr, "idbridge demo: --%s: %v\n", a.flag, err)
 			return exitUsage
@@ -216,6 +219,18 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	}
 	defer sbLn.Close()
 	sandboxURL := "http://" + sbLn.Addr().String()
+	// The browser half: the company page (its origin goes into the bridge's CORS list
+	// and the iframe's allowed origins) and the sandbox's iframe, on origins of their own.
+	appLn, appMoved, err := listenOrFree(o.appAt)
+	if err != nil {
+		return fmt.Errorf("company page: %w", err)
+	}
+	defer appLn.Close()
+	embedLn, embedMoved, err := listenOrFree(o.embedAt)
+	if err != nil {
+		return fmt.Errorf("sandbox iframe: %w", err)
+	}
+	defer embedLn.Close()
 
 	listen, listenMoved := freeOrFallback(o.listen)
 	admin, adminMoved := freeOrFallback(o.admin)
@@ -226,6 +241,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 		"IDBRIDGE_DEMO_ISSUER":        issuer.URL(),
 		"IDBRIDGE_DEMO_SANDBOX":       sandboxURL,
 		"IDBRIDGE_DEMO_CLIENT_SECRET": secret,
+		"IDBRIDGE_DEMO_APP_ORIGIN":    appOrigin(appLn),
 	}
 	reg := registry()
 	cfg, errs := configs.Parse(demoConfig, configs.Demo, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, reg.SecretKeys()...)
@@ -277,6 +293,11 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	sbDone := make(chan error, 1)
 	go func() { sbDone <- serveHandler(ctx, sbLn, sb, logger) }()
 	defer func() { cancel(); <-sbDone }()
+	embedURL, pageURL, browserDone, err := serveBrowserHalf(ctx, sb, issuer, embedLn, appLn, bridgeURL, *cfg.Server.ExchangePath, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { cancel(); browserDone() }()
 
 	moved := func(b bool, want string) string {
 		if b {
@@ -289,6 +310,8 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	fmt.Fprintf(stdout, "   bridge           %s%s\n", bridgeURL, moved(listenMoved, o.listen))
 	fmt.Fprintf(stdout, "   bridge admin     %s%s\n", adminURL, moved(adminMoved, o.admin))
 	fmt.Fprintf(stdout, "   Spotnana sandbox %s%s\n", sandboxURL, moved(sbMoved, o.sandboxAt))
+	fmt.Fprintf(stdout, "   Spotnana iframe  %s%s\n", embedURL, moved(embedMoved, o.embedAt))
+	fmt.Fprintf(stdout, "   company page     %s%s\n", pageURL, moved(appMoved, o.appAt))
 	fmt.Fprintf(stdout, "   config           %s; logs in %s\n", demoConfig, logFile.Name())
 
 	// 1. A token, as the company's identity provider would issue it at login.
@@ -398,6 +421,10 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	fmt.Fprintf(stdout, "   curl -s -H \"Authorization: Bearer $(cat bob.token)\" %s\n", q(bridgeURL+cfg.Server.UserDetailPath))
 	fmt.Fprintf(stdout, "   # health, readiness, metrics\n")
 	fmt.Fprintf(stdout, "   curl -s %s\n", q(adminURL+"/readyz"))
+
+	fmt.Fprintf(stdout, "\nIn the browser: open %s and sign in as alice: Spotnana's iframe (the sandbox's)\n", pageURL)
+	fmt.Fprintln(stdout, "   shows her signed in. carol has no Spotnana profile (onError no_profile); the expired")
+	fmt.Fprintln(stdout, "   token is refused by the bridge (onError unauthenticated).")
 
 	if o.once {
 		fmt.Fprintln(stdout, "\nDone (--once).")

@@ -13,6 +13,8 @@ import (
 	"os"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/idbridge/idbridge/web"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -43,7 +45,7 @@ func commands() []command {
 		{"demo", "demo [--once]: a demo issuer, the bridge and the Spotnana sandbox on loopback; one full exchange, step by step", cmdDemo},
 		{"keys", "keys generate --dir DIR: create a new RS256 signing key for assertion mode", cmdKeys},
 		{"sandbox", "sandbox [flags]: a local Spotnana token endpoint for development (see sandbox --help)", cmdSandbox},
-		{"version", "version: print the version", cmdVersion},
+		{"version", "version [--embed-sri]: print the version, or the embed script's integrity hash", cmdVersion},
 	}
 }
 
@@ -79,6 +81,15 @@ func usage(w io.Writer) {
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("version", stderr)
+	sri := fs.Bool("embed-sri", false, "print only the embed script's Subresource Integrity hash (for integrity=\"…\")")
+	if err := fs.Parse(args); err != nil {
+		return helpOrUsage(err)
+	}
+	if *sri {
+		fmt.Fprintln(stdout, web.SRI())
+		return exitOK
+	}
 	fmt.Fprintf(stdout, "idbridge %s\n", version)
 	return exitOK
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -67,6 +68,21 @@ func cmdSandbox(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if cfg.EmbedListen != "" {
+		eln, err := net.Listen("tcp", cfg.EmbedListen)
+		if err != nil {
+			fmt.Fprintf(stderr, "idbridge sandbox: --embed-listen: %v\n", err)
+			return exitRuntime
+		}
+		embed := sb.Embed(cfg.EmbedAllowedOrigins)
+		fmt.Fprintf(stdout, "embed page on http://%s%s (Spotnana's iframe; allowed page origins: %s; counters at %s)\n",
+			eln.Addr(), spotnana.SandboxEmbedPath, strings.Join(embed.AllowedOrigins(), " "), spotnana.SandboxStatsPath)
+		go func() {
+			if err := serveHandler(ctx, eln, embed, logger); err != nil {
+				logger.Error("sandbox embed page stopped", "error", err)
+			}
+		}()
+	}
 	if err := serveHandler(ctx, ln, sb, logger); err != nil {
 		logger.Error("sandbox stopped", "error", err)
 		return exitRuntime

@@ -79,7 +79,7 @@ func Load(cfg *configs.Config, reg providers.Registry, logger *slog.Logger) (*Pl
 		p.closers = append(p.closers, func() error { client.CloseIdleConnections(); return nil })
 	}
 	deps := providers.Deps{HTTPClient: client, Logger: logger, Now: time.Now, File: cfg.File}
-	if cfg.Cache.Backend == "redis" {
+	if cfg.Cache.Backend == "redis" && !cfg.Reported("cache.redis") && !cfg.Unresolved("cache.redis") {
 		// The cache package reads its TLS files; check reports what it would refuse.
 		if _, err := cache.RedisTLS(cfg.Cache.Redis); err != nil {
 			errs = append(errs, &configs.Error{File: cfg.File, Line: 1, Path: "cache.redis", Msg: err.Error()})

@@ -226,6 +226,10 @@ func (m *metrics) watchRedis(r *cache.Redis) {
 			Help: "Cache calls served by the memory fallback while Redis was unreachable.",
 		}, func() float64 { return float64(r.Stats().Fallback) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "idbridge_cache_redis_fallback_hits_total",
+			Help: "Cache lookups answered from the memory fallback (an entry found) while Redis was unreachable.",
+		}, func() float64 { return float64(r.Stats().FallbackHits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "idbridge_cache_redis_primary_changes_total",
 			Help: "Times the set of Redis primaries changed (a Sentinel failover, a Cluster resharding or failover).",
 		}, func() float64 { return float64(r.Stats().PrimaryMoves) }),

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/idbridge/idbridge/cache"
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/playground"
@@ -36,6 +38,10 @@ func NewProcess(cfg *configs.Config, logger *slog.Logger, version string) (*Proc
 	p := &Process{metrics: newMetrics(version), cfg: cfg.Cache, version: version}
 	switch cfg.Cache.Backend {
 	case "redis":
+		// go-redis logs dial and sentinel failures through a logger of its own, one per
+		// process, in plain text on stderr: send them to ours, at debug, since the cache
+		// already logs each outage once with its reason.
+		redis.SetLogger(redisLog{logger.With("component", "go-redis")})
 		r, err := cache.NewRedis(cfg.Cache, cache.RedisOptions{Logger: logger.With("component", "cache")})
 		if err != nil {
 			return nil, fmt.Errorf("cache: %w", err)
@@ -46,6 +52,13 @@ func NewProcess(cfg *configs.Config, logger *slog.Logger, version string) (*Proc
 		p.cache = cache.NewMemory(cfg.Cache.MaxEntries, nil)
 	}
 	return p, nil
+}
+
+// redisLog adapts slog to go-redis' logger.
+type redisLog struct{ l *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, fmt.Sprintf(format, v...))
 }
 
 // Close releases the shared cache, once no runtime uses it any more.
@@ -110,6 +123,10 @@ func (p *Process) reloaded(logger *slog.Logger, cfg *configs.Config, old *server
 		}
 		if was.TLS != now.TLS {
 			logger.Warn("server.tls file names changed; they apply after a restart (the files named at start are re-read on every reload)")
+		}
+		if wl, nl := old.Config.Log, cfg.Log; wl.Level != nl.Level || wl.Format != nl.Format {
+			logger.Warn("log section changed; level and format apply after a restart (redact_emails applies now)",
+				"level", wl.Level, "format", wl.Format, "new_level", nl.Level, "new_format", nl.Format)
 		}
 	}
 }
@@ -254,8 +271,18 @@ func Serve(ctx context.Context, plan *Plan, o ServeOptions) error {
 			}
 		}
 	}()
+	// The operator sees when the stop began and that in-flight requests finished.
+	stopping := make(chan time.Time, 1)
+	stopLine := context.AfterFunc(ctx, func() {
+		stopping <- time.Now()
+		logger.Info("idbridge stopping: no new connections, finishing in-flight requests",
+			"shutdown_timeout_ms", plan.Config.Server.ShutdownTimeout.Milliseconds())
+	})
 	err = srv.Serve(ctx, mainLn, adminLn)
 	srv.Close()
+	if !stopLine() && err == nil {
+		logger.Info("idbridge stopped", "shutdown_ms", time.Since(<-stopping).Milliseconds())
+	}
 	return err
 }
 

@@ -80,6 +80,7 @@ type RedisStats struct {
 	Kinds        map[Kind]KindStats // Gets, whether answered by Redis or by the fallback
 	Errors       uint64             // Redis calls that failed (each one is a miss or a lost Set)
 	Fallback     uint64             // Get, Set and Delete calls served by memory while degraded
+	FallbackHits uint64             // of those, Gets that found their entry in memory
 	Transitions  uint64             // changes of state, both ways
 	Degraded     bool
 	Topology     string   // standalone | sentinel | cluster
@@ -142,6 +143,7 @@ type Redis struct {
 
 	hits, misses         [numKinds]atomic.Uint64
 	errs, fallback, flip atomic.Uint64
+	fallbackHits         atomic.Uint64
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -312,6 +314,7 @@ func (r *Redis) Stats() RedisStats {
 		Kinds:        make(map[Kind]KindStats, numKinds),
 		Errors:       r.errs.Load(),
 		Fallback:     r.fallback.Load(),
+		FallbackHits: r.fallbackHits.Load(),
 		Transitions:  r.flip.Load(),
 		Degraded:     r.degraded.Load(),
 		Topology:     r.finder.topology,
@@ -342,7 +345,11 @@ func (r *Redis) Get(ctx context.Context, k Key) ([]byte, bool) {
 func (r *Redis) get(ctx context.Context, k Key) ([]byte, bool) {
 	if r.degraded.Load() {
 		r.fallback.Add(1)
-		return r.mem.Get(ctx, k)
+		v, ok := r.mem.Get(ctx, k)
+		if ok {
+			r.fallbackHits.Add(1)
+		}
+		return v, ok
 	}
 	g, ok := r.generations(ctx, k.Kind, provider(k.Group))
 	if !ok {

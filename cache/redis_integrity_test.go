@@ -2,10 +2,16 @@ package cache
 
 import (
 	"context"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/idbridge/idbridge/cache/redistest"
+	"github.com/idbridge/idbridge/configs"
 )
 
 // TestRedisIntegrity: someone who can write to Redis, but holds no encryption key,
@@ -98,6 +104,113 @@ func TestRedisIntegrity(t *testing.T) {
 		raw.Del(ctx, r.genName(genID{kind: Negative}), r.genName(genID{kind: Negative, prov: true, provider: "okta"}))
 		if v, ok := r.Get(ctx, k); ok {
 			t.Fatalf("entry served after its generation keys were lost: %q", v)
+		}
+	})
+}
+
+// TestRedisClusterLayout runs against a 3-primary Redis Cluster: the generation keys
+// share one slot (the one MGET never spans slots), entries spread over the nodes, a
+// purge drops entries on every node, and the integrity rules hold there too.
+func TestRedisClusterLayout(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	ctx := context.Background()
+	cfg := redisConfig("", testKey(24))
+	cfg.Redis.Addr = ""
+	cfg.Redis.Cluster = &configs.RedisCluster{Addrs: cl.Addrs()[:1]}
+	cfg.Redis.KeyPrefix = "idbridge:"
+	r, err := NewRedis(cfg, RedisOptions{GenerationTTL: -1, OpTimeout: testOpTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	raw := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()})
+	defer raw.Close()
+
+	const n = 60
+	for i := range n {
+		for _, kind := range []Kind{Identity, Negative} {
+			r.Set(ctx, Key{kind, fmt.Sprintf("p%d/f", i%4), fmt.Sprint(i)}, []byte("v"), time.Minute)
+		}
+	}
+	if r.Degraded() {
+		t.Fatalf("degraded on a healthy cluster: %+v", r.Health(ctx))
+	}
+	if h := r.Health(ctx); !h.OK || h.Topology != TopologyCluster || len(h.Primaries) != 3 {
+		t.Fatalf("Health = %+v", h)
+	}
+
+	var slotsMu sync.Mutex // ForEachMaster runs its function on every node at once
+	slots := map[int64]bool{}
+	entriesPerNode := map[string]int{}
+	err = raw.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		keys, err := c.Keys(ctx, "*").Result()
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if !strings.HasPrefix(k, "idbridge:") {
+				return fmt.Errorf("key %q outside the prefix", k)
+			}
+			if strings.Contains(k, genHashTag) {
+				if k[len("idbridge:"):len("idbridge:")+len(genHashTag)] != genHashTag {
+					return fmt.Errorf("generation key %q: the hash tag must follow the prefix", k)
+				}
+				s, err := c.ClusterKeySlot(ctx, k).Result()
+				if err != nil {
+					return err
+				}
+				slotsMu.Lock()
+				slots[s] = true
+				slotsMu.Unlock()
+				continue
+			}
+			if strings.ContainsAny(k, "{}") {
+				return fmt.Errorf("entry %q carries a hash tag", k)
+			}
+			slotsMu.Lock()
+			entriesPerNode[c.Options().Addr]++
+			slotsMu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(slots) != 1 {
+		t.Errorf("generation keys span %d slots, want 1", len(slots))
+	}
+	if len(entriesPerNode) != 3 {
+		t.Errorf("entries on %d nodes, want 3: %v", len(entriesPerNode), entriesPerNode)
+	}
+
+	t.Run("purge drops entries on every node", func(t *testing.T) {
+		r.Purge(ctx, Identity, "")
+		for i := range n {
+			if _, ok := r.Get(ctx, Key{Identity, fmt.Sprintf("p%d/f", i%4), fmt.Sprint(i)}); ok {
+				t.Fatalf("identity %d served after a kind-wide purge", i)
+			}
+			if _, ok := r.Get(ctx, Key{Negative, fmt.Sprintf("p%d/f", i%4), fmt.Sprint(i)}); !ok {
+				t.Fatalf("negative %d dropped by a purge of identities", i)
+			}
+		}
+	})
+
+	t.Run("integrity", func(t *testing.T) {
+		k := Key{Identity, "okta/f1", "x"}
+		r.Set(ctx, k, []byte("v"), 300*time.Millisecond)
+		name, _ := r.entryName(ctx, k)
+		if ok, err := raw.Persist(ctx, name).Result(); err != nil || !ok {
+			t.Fatalf("PERSIST: %v %v", ok, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if _, ok := r.Get(ctx, k); ok {
+			t.Fatal("a persisted entry outlived its TTL")
+		}
+		r.Set(ctx, k, []byte("v"), time.Minute)
+		r.Purge(ctx, Identity, "okta")
+		raw.Del(ctx, r.genName(genID{kind: Identity}), r.genName(genID{kind: Identity, prov: true, provider: "okta"}))
+		if _, ok := r.Get(ctx, k); ok {
+			t.Fatal("deleting the generation keys undid a purge")
 		}
 	})
 }

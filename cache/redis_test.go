@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -633,6 +635,11 @@ func TestRedisStartsDegraded(t *testing.T) {
 func TestNewRedisConfig(t *testing.T) {
 	srv := redistest.Start(t)
 	key := testKey(9)
+	tf := redistest.NewTLSFiles(t)
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name    string
 		edit    func(c *configs.Cache)
@@ -650,6 +657,11 @@ func TestNewRedisConfig(t *testing.T) {
 		{"short base64", func(c *configs.Cache) { c.EncryptionKey = base64.StdEncoding.EncodeToString(key[:16]) }, "32 bytes"},
 		{"not an encoding", func(c *configs.Cache) { c.EncryptionKey = "correct horse battery staple!!" }, "32 bytes"},
 		{"bad addr", func(c *configs.Cache) { c.Redis.Addr = "no-port" }, "redis.addr"},
+		{"missing ca_file", func(c *configs.Cache) { c.Redis.TLS, c.Redis.CAFile = true, "/nonexistent/ca.pem" }, "cache.redis.ca_file"},
+		{"ca_file without PEM", func(c *configs.Cache) { c.Redis.TLS, c.Redis.CAFile = true, notPEM }, "no PEM certificate"},
+		{"client key not matching", func(c *configs.Cache) {
+			c.Redis.TLS, c.Redis.ClientCertFile, c.Redis.ClientKeyFile = true, tf.ClientCert, tf.ServerKey
+		}, "do not form a key pair"},
 		{"negative db", func(c *configs.Cache) { c.Redis.DB = -1 }, "redis.db"},
 	}
 	for _, tc := range cases {
@@ -808,6 +820,47 @@ func TestRedisAuthAndDB(t *testing.T) {
 				if n := authed.DBSize(ctx).Val(); n == 0 {
 					t.Fatal("nothing written to db 2")
 				}
+			}
+		})
+	}
+}
+
+// TestRedisTopologiesStartDegraded: a Sentinel set or a Cluster that cannot be reached
+// at start is not a configuration error; the cache starts degraded, serves from memory
+// and says why.
+func TestRedisTopologiesStartDegraded(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(r *configs.Redis)
+	}{
+		{"sentinel", func(r *configs.Redis) {
+			r.Sentinel = &configs.RedisSentinel{MasterName: "m", Addrs: []string{"127.0.0.1:1"}}
+		}},
+		{"cluster", func(r *configs.Redis) { r.Cluster = &configs.RedisCluster{Addrs: []string{"127.0.0.1:1"}} }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := redisConfig("", testKey(14))
+			tc.edit(&cfg.Redis)
+			var r *Redis
+			within(t, "NewRedis", func() {
+				var err error
+				if r, err = NewRedis(cfg, RedisOptions{OpTimeout: 200 * time.Millisecond}); err != nil {
+					t.Errorf("NewRedis: %v", err)
+				}
+			})
+			if r == nil {
+				t.FailNow()
+			}
+			defer r.Close()
+			h := r.Health(context.Background())
+			if h.OK || !h.Degraded || h.Topology != tc.name || h.Detail == "" {
+				t.Fatalf("Health = %+v", h)
+			}
+			k := Key{Identity, "p/f", "x"}
+			r.Set(context.Background(), k, []byte("v"), time.Minute)
+			if _, ok := r.Get(context.Background(), k); !ok {
+				t.Fatal("the memory fallback does not serve")
 			}
 		})
 	}

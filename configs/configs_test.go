@@ -712,7 +712,7 @@ func TestExamples(t *testing.T) {
 	if err != nil || len(files) < 4 {
 		t.Fatalf("examples: %v %v", files, err)
 	}
-	lookup := env("SPOTNANA_CLIENT_ID", "client", "SPOTNANA_CLIENT_SECRET", "secret", "REDIS_PASSWORD", "pw")
+	lookup := env("SPOTNANA_CLIENT_ID", "client", "SPOTNANA_CLIENT_SECRET", "secret", "REDIS_PASSWORD", "pw", "GRAPH_CLIENT_ID", "graph-app")
 	// Secret files are mounted at deploy time; stand in for them.
 	read := func(p string) ([]byte, error) {
 		if strings.Contains(p, "key") {

@@ -86,3 +86,22 @@ func sortErrors(es Errors) {
 		return cmp.Compare(a.Line, b.Line)
 	})
 }
+
+// Excused reports an error that only follows from a key LoadOffline could not resolve
+// here, which a check away from the real environment must not count against the file:
+// any error at or below a key whose reference is absent (its value is a stand-in), and
+// an error at a file key that names the absent file.
+func (c *Config) Excused(e *Error) bool {
+	if e.Warning {
+		return false
+	}
+	for p, file := range c.absent {
+		if file == "" && below(e.Path, p) {
+			return true
+		}
+		if file != "" && e.Path == p && (strings.Contains(e.Msg, file) || strings.Contains(e.Msg, "no such file")) {
+			return true
+		}
+	}
+	return false
+}

@@ -45,7 +45,25 @@ func Parse(file string, data []byte, lookupEnv func(string) (string, bool), secr
 	return parse(file, data, lookupEnv, os.ReadFile, secretKeys...)
 }
 
+// LoadOffline is Load for validating a file away from where it runs (`idbridge check`
+// without --strict, `idbridge map`, `idbridge directory test`): an ${env:} or ${file:}
+// reference that cannot be resolved here, and a file the configuration names (ca_file,
+// cert_file, keys_dir, …) that is absent here, are warnings that name it instead of
+// errors, and errors that only follow from them are excused (Config.Excused). Syntax
+// errors in references stay errors.
+func LoadOffline(path string, secretKeys ...string) (*Config, Errors) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the configuration: %v", unwrapPathError(err))}}
+	}
+	return parseWith(path, data, os.LookupEnv, os.ReadFile, true, secretKeys...)
+}
+
 func parse(file string, data []byte, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error), secretKeys ...string) (*Config, Errors) {
+	return parseWith(file, data, lookupEnv, readFile, false, secretKeys...)
+}
+
+func parseWith(file string, data []byte, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error), offline bool, secretKeys ...string) (*Config, Errors) {
 	secrets := newSecretSet(secretKeys)
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
@@ -62,13 +80,16 @@ func parse(file string, data []byte, lookupEnv func(string) (string, bool), read
 		return nil, Errors{{File: file, Line: top.Line, Msg: "the configuration must be a mapping of keys (server:, providers:, mapping:, …)"}}
 	}
 
-	res := &resolver{file: file, dir: filepath.Dir(file), lookupEnv: lookupEnv, readFile: readFile, secrets: secrets}
+	res := &resolver{file: file, dir: filepath.Dir(file), lookupEnv: lookupEnv, readFile: readFile, secrets: secrets, offline: offline}
 	res.walk("", "", top, 0)
+	if offline {
+		res.absentFiles("", "", top, 0)
+	}
 
 	lines := map[string]int{"": top.Line}
 	d := newDecoder(file, lines)
 	d.refs, d.secrets = res.refs, secrets
-	cfg := &Config{File: file, resolved: res.resolved}
+	cfg := &Config{File: file, resolved: res.resolved, absent: res.absent}
 
 	// Everything but providers: decodes into Config; providers: is built by hand, since
 	// each section keeps its own keys as a node.

@@ -56,6 +56,21 @@ type resolver struct {
 	refs map[string]string
 	// resolved is every reference replaced, with the value it brought in.
 	resolved []resolvedRef
+	// offline makes an unresolvable reference a warning (LoadOffline).
+	offline bool
+	// absent holds, offline, the paths whose reference or file is only absent here,
+	// with the file's name for a file key ("" for a reference).
+	absent map[string]string
+}
+
+// missing reports a reference that cannot be resolved: an error, or offline a warning.
+func (r *resolver) missing(line int, path, format string, args ...any) {
+	if !r.offline {
+		r.errorf(line, path, format, args...)
+		return
+	}
+	r.errs = append(r.errs, &Error{File: r.file, Line: line, Path: path, Warning: true,
+		Msg: fmt.Sprintf(format, args...) + " here (check --strict and serve require it)"})
 }
 
 // resolvedRef is one reference and the value it was replaced with.
@@ -90,12 +105,21 @@ func (r *resolver) walk(path, key string, n *yaml.Node, depth int) {
 			return
 		}
 		secret := r.secrets.has(key)
+		fatal := len(r.errs.Fatal())
 		v, ok := r.expand(path, n.Line, n.Value, secret)
 		if !ok {
 			if r.failed == nil {
 				r.failed = map[string]bool{}
 			}
 			r.failed[path] = true
+			if r.offline && len(r.errs.Fatal()) == fatal {
+				r.markAbsent(path, "")
+				if secret {
+					// A stand-in lets the checks that need a value (a bind_password
+					// with a bind_dn) pass; errors at this key are excused.
+					n.Value, n.Tag = "unresolved", "!!str"
+				}
+			}
 			return
 		}
 		if r.refs == nil {
@@ -149,7 +173,7 @@ func (r *resolver) expand(path string, line int, s string, secret bool) (string,
 			}
 			v, found := r.lookupEnv(arg)
 			if !found {
-				r.errorf(line, path, "environment variable %s is not set", arg)
+				r.missing(line, path, "environment variable %s is not set", arg)
 				ok = false
 				continue
 			}
@@ -173,7 +197,7 @@ func (r *resolver) expand(path string, line int, s string, secret bool) (string,
 			data, err := r.readFile(p)
 			if err != nil {
 				// The os error names the path, never the content.
-				r.errorf(line, path, "cannot read ${file:%s}: %v", arg, unwrapPathError(err))
+				r.missing(line, path, "cannot read ${file:%s}: %v", arg, unwrapPathError(err))
 				ok = false
 				continue
 			}
@@ -236,4 +260,54 @@ func (c *Config) Redact(errs Errors) Errors {
 		}
 	}
 	return errs
+}
+
+// fileKeys are the keys whose value names a file or folder the process reads at start.
+// Keys that may hold PEM content instead of a path (client_key_file, private_key_file)
+// are not listed: their ${file:} reference is what names the file.
+var fileKeys = map[string]bool{
+	"ca_file":          true,
+	"cert_file":        true,
+	"key_file":         true,
+	"client_cert_file": true,
+	"jwks_file":        true,
+	"keys_dir":         true,
+}
+
+// absentFiles warns, offline, about each file key whose file is absent here, and marks
+// its path unresolved so that the errors its absence causes are excused.
+func (r *resolver) absentFiles(path, key string, n *yaml.Node, depth int) {
+	if n == nil || depth > 10*maxDepth {
+		return
+	}
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := path
+			if n.Kind == yaml.SequenceNode {
+				p = fmt.Sprintf("%s[%d]", path, i)
+			}
+			r.absentFiles(p, "", c, depth+1)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			r.absentFiles(joinPath(path, k.Value), k.Value, n.Content[i+1], depth+1)
+		}
+	case yaml.ScalarNode:
+		if !fileKeys[key] || n.Value == "" || r.failed[path] || strings.Contains(n.Value, "\n") {
+			return
+		}
+		if _, err := os.Stat(n.Value); err != nil && os.IsNotExist(err) {
+			r.missing(n.Line, path, "%s is absent", n.Value)
+			r.markAbsent(path, n.Value)
+		}
+	}
+}
+
+func (r *resolver) markAbsent(path, file string) {
+	if r.absent == nil {
+		r.absent = map[string]string{}
+	}
+	r.absent[path] = file
 }

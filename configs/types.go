@@ -29,7 +29,10 @@ type Config struct {
 
 	// reported are the key paths configs reported a fatal error at; unresolved those
 	// whose reference failed. See Reported and Unresolved.
-	reported   []string
+	reported []string
+	// absent holds the keys LoadOffline could not resolve here: a reference ("") or a
+	// file (its name). See Excused.
+	absent     map[string]string
 	unresolved map[string]bool
 	// resolved is every ${env:}/${file:} reference with its value, for Redact.
 	resolved []resolvedRef
@@ -80,6 +83,9 @@ type RateLimit struct {
 type Log struct {
 	Level  string `yaml:"level"`  // default info; debug | info | warn | error
 	Format string `yaml:"format"` // default json; json | text
+	// RedactEmails masks the local part of the email that 403 and 502 request lines
+	// show (***@example.com), for sites whose logs must not hold addresses. Default false.
+	RedactEmails bool `yaml:"redact_emails"`
 }
 
 // Outbound applies to every outbound HTTP call (IdPs, Spotnana).

@@ -70,7 +70,7 @@ func (r *Rules) Email(doc []byte) (string, error) {
 	case won:
 		return email, nil
 	case domainNotAllowed:
-		return "", fmt.Errorf("mapping: candidate %d: %w", i, ErrDomainNotAllowed)
+		return "", &DomainError{Candidate: i, Email: email}
 	}
 	// The failure path runs again with a trace, to say why each candidate was rejected;
 	// so the success path never builds that list.
@@ -86,7 +86,7 @@ func (r *Rules) Trace(doc []byte) (string, *Trace, error) {
 	case won:
 		return email, tr, nil
 	case domainNotAllowed:
-		return "", tr, fmt.Errorf("mapping: candidate %d: %w", i, ErrDomainNotAllowed)
+		return "", tr, &DomainError{Candidate: i, Email: email}
 	}
 	var b strings.Builder
 	for _, s := range tr.Steps {
@@ -134,7 +134,8 @@ func (r *Rules) eval(doc string, tr *Trace) (string, int, reason) {
 			// candidate when its domain is refused would let a user who controls an
 			// earlier claim (a secondary address, a self-service profile field) choose
 			// which identity they get; an identity outside the allowed domains is refused.
-			return "", i, domainNotAllowed
+			// The refused address is returned for the operator's log (DomainError).
+			return strings.Clone(email), i, domainNotAllowed
 		}
 		last = rs
 	}
@@ -298,3 +299,18 @@ func (r *Rules) allowedList() string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// DomainError is a refusal by allowed_domains: the winning candidate mapped to Email,
+// whose domain is not allowed. It wraps ErrDomainNotAllowed. Its message names the
+// domain, not the address, so that a log that must not show addresses can use it;
+// Email is there for a log that may (see log.redact_emails).
+type DomainError struct {
+	Candidate int
+	Email     string
+}
+
+func (e *DomainError) Error() string {
+	return fmt.Sprintf("mapping: candidate %d: %v (domain %q)", e.Candidate, ErrDomainNotAllowed, e.Email[strings.IndexByte(e.Email, '@')+1:])
+}
+
+func (e *DomainError) Unwrap() error { return ErrDomainNotAllowed }

@@ -264,7 +264,7 @@ func TestErrorText(t *testing.T) {
 			name:  "domain not allowed",
 			spec:  Spec{Candidates: paths("x", "email"), AllowedDomains: []string{"example.com"}},
 			doc:   `{"email":"` + secret + `@gmail.com"}`,
-			want:  "mapping: candidate 1: email domain not allowed",
+			want:  `mapping: candidate 1: email domain not allowed (domain "gmail.com")`,
 			isErr: ErrDomainNotAllowed,
 		},
 	}

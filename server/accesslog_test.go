@@ -26,7 +26,7 @@ func TestAccessLogMatchesSlog(t *testing.T) {
 			}
 			r := slog.NewRecord(l.t, slog.LevelInfo, "request", 0)
 			r.AddAttrs(slog.String("request_id", l.id), slog.String("route", l.route), slog.Int("status", l.status),
-				slog.Duration("latency", l.latency), slog.String("client", l.client))
+				slog.Float64("latency_ms", latencyMS(l.latency)), slog.String("client", l.client))
 			if l.fp != "" {
 				r.AddAttrs(slog.String("token_fp", l.fp))
 			}

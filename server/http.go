@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,6 +83,9 @@ type request struct {
 	provider string
 	reason   error
 	cached   bool
+	// email is the address mapped (and refused by allowed_domains, or sent to
+	// Spotnana), shown on 403 and 502 lines so that a refusal can be diagnosed.
+	email string
 }
 
 // api wraps an API handler with what every API request gets: a request id, the
@@ -149,7 +153,7 @@ func (s *Server) api(rt *Runtime, route string, h func(*gin.Context, *request)) 
 			slog.String("request_id", req.id),
 			slog.String("route", route),
 			slog.Int("status", status),
-			slog.Duration("latency", d),
+			slog.Float64("latency_ms", latencyMS(d)),
 			slog.String("client", client),
 		)
 		if req.fp != "" {
@@ -160,6 +164,9 @@ func (s *Server) api(rt *Runtime, route string, h func(*gin.Context, *request)) 
 		}
 		if req.reason != nil {
 			attrs = append(attrs, slog.String("reason", req.reason.Error()))
+		}
+		if req.email != "" && (status == http.StatusForbidden || status == http.StatusBadGateway) {
+			attrs = append(attrs, slog.String("email", shownEmail(req.email, rt.Config.Log.RedactEmails)))
 		}
 		s.log.LogAttrs(context.Background(), level, "request", attrs...)
 		clear(attrs) // no request data kept alive in the pool
@@ -241,6 +248,7 @@ func (s *Server) exchange(c *gin.Context, req *request) {
 	}
 	// Spotnana calls user-detail back while this exchange is in flight; the pin answers
 	// it from the identity validated here, whatever the cache settings.
+	req.email = res.Email
 	body, err := s.exchangePinned(req, res, token, sum)
 	if err != nil {
 		s.fail(c, req, err)
@@ -291,6 +299,9 @@ var ErrClientNotAllowed = errors.New("token client not allowed to exchange")
 // fail is the one place where errors become HTTP answers.
 func (s *Server) fail(c *gin.Context, req *request, err error) {
 	req.reason = err
+	if de := (*mapping.DomainError)(nil); errors.As(err, &de) {
+		req.email = de.Email
+	}
 	realm := req.rt.Config.Server.Realm
 	var scopeErr *providers.ScopeError
 	switch {
@@ -368,4 +379,16 @@ func (s *Server) recovery(c *gin.Context) {
 		}
 	}()
 	c.Next()
+}
+
+// shownEmail is an email as a log line shows it: whole, or with its local part masked
+// when log.redact_emails is set.
+func shownEmail(email string, redact bool) string {
+	if !redact {
+		return email
+	}
+	if at := strings.LastIndexByte(email, '@'); at >= 0 {
+		return "***" + email[at:]
+	}
+	return "***"
 }

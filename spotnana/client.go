@@ -370,7 +370,7 @@ func (c *Client) do(ctx context.Context, form, fp, subjectToken string) (*TokenR
 			return nil, c.unavailable(attempt, last, context.Cause(ctx))
 		}
 		if attempt > c.maxRetries {
-			log.Warn("spotnana unavailable, retries exhausted", "status", last.status, "error", errString(last.err))
+			log.Warn("spotnana unavailable, retries exhausted", "status", last.status, "error", c.failure(&last, subjectToken))
 			return nil, c.unavailable(attempt, last, last.err)
 		}
 		wait := last.retryAfter
@@ -382,14 +382,14 @@ func (c *Client) do(ctx context.Context, form, fp, subjectToken string) (*TokenR
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
 			// Sleeping would end past the caller's deadline: stop now and say so.
-			log.Warn("spotnana unavailable, no time left to retry", "status", last.status, "wait", wait, "error", errString(last.err))
+			log.Warn("spotnana unavailable, no time left to retry", "status", last.status, "wait", wait, "error", c.failure(&last, subjectToken))
 			u := c.unavailable(attempt, last, last.err)
 			if u.Err == nil {
 				u.Err = context.DeadlineExceeded
 			}
 			return nil, u
 		}
-		log.Info("spotnana request failed, retrying", "status", last.status, "wait", wait, "error", errString(last.err))
+		log.Info("spotnana request failed, retrying", "status", last.status, "wait", wait, "error", c.failure(&last, subjectToken))
 		c.retries.Add(1)
 		c.totalWait.Add(int64(wait))
 		if err := c.sleep(ctx, wait); err != nil {
@@ -504,9 +504,13 @@ func Fingerprint(token string) string {
 	return providers.Fingerprint(providers.TokenSum(token))
 }
 
-func errString(err error) string {
-	if err == nil {
-		return ""
+// failure says why an attempt failed, for a retry line: the network error, or the HTTP
+// status with Spotnana's error code (never its free-text message, which may echo input;
+// see redact).
+func (c *Client) failure(a *attemptResult, subjectToken string) string {
+	if a.err != nil {
+		return a.err.Error()
 	}
-	return err.Error()
+	e := ParseErrorBody(a.status, a.body).redact(c.clientSecret, subjectToken)
+	return fmt.Sprintf("HTTP %d %s", a.status, e.Code)
 }

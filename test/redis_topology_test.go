@@ -124,11 +124,11 @@ func sharingWorks(t *testing.T, idp *introspector, a, b *bridge, tok string) boo
 	return idp.lookups.Load()-before == 1
 }
 
-// fallbackTotal sums idbridge_cache_redis_fallback_total over bridges.
-func fallbackTotal(t *testing.T, bridges ...*bridge) float64 {
+// total sums the counter name over bridges.
+func total(t *testing.T, name string, bridges ...*bridge) float64 {
 	var n float64
 	for _, br := range bridges {
-		v, _ := sample(scrape(t, br), "idbridge_cache_redis_fallback_total")
+		v, _ := sample(scrape(t, br), name)
 		n += v
 	}
 	return n
@@ -158,7 +158,8 @@ func TestRedisSentinelFailover(t *testing.T) {
 
 	tr := startTraffic([]*bridge{a, b}, 4, 40*time.Millisecond) // about 100 requests/s
 	time.Sleep(time.Second)
-	memBefore := fallbackTotal(t, a, b)
+	memBefore := total(t, "idbridge_cache_redis_fallback_hits_total", a, b)
+	lookupsBefore := idp.lookups.Load()
 	killed := time.Now()
 	ss.Primary.Kill()
 	eventually(t, "the sentinels promote the replica", func() bool { return ss.MasterAddr() == ss.Replica.Addr() })
@@ -177,10 +178,10 @@ func TestRedisSentinelFailover(t *testing.T) {
 	resumed := time.Since(killed)
 	time.Sleep(time.Second)
 	answered, failed := tr.end(t, "failover")
-	fromMemory := fallbackTotal(t, a, b) - memBefore
+	fromMemory := total(t, "idbridge_cache_redis_fallback_hits_total", a, b) - memBefore
 	t.Logf("sentinel failover under load (2 bridges, 4 workers, 1 request each per 40ms): answered %d, failed %d; "+
-		"cache calls served from memory %.0f; promoted after %v, sharing resumed after %v",
-		answered, failed, fromMemory, promoted.Round(10*time.Millisecond), resumed.Round(10*time.Millisecond))
+		"identity lookups answered from memory %.0f; IdP calls meanwhile %d; promoted after %v, sharing resumed after %v",
+		answered, failed, fromMemory, idp.lookups.Load()-lookupsBefore, promoted.Round(10*time.Millisecond), resumed.Round(10*time.Millisecond))
 
 	for _, br := range []*bridge{a, b} {
 		fams := scrape(t, br)

@@ -9,11 +9,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/idbridge/idbridge/app"
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/mapping"
 	"github.com/idbridge/idbridge/providers"
 	"github.com/idbridge/idbridge/server"
 	"github.com/idbridge/idbridge/spotnana"
@@ -23,14 +26,20 @@ import (
 // with the registry's secret keys. newLog builds the logger the parts will log to from
 // the file's log section; nil discards. It prints every error and warning to stderr as
 // FILE:LINE: key.path: message, in file order, each once, and reports whether the plan
-// may start; the plan (when not nil) must be closed or started.
-func loadPlan(path string, stderr io.Writer, newLog func(configs.Log) *slog.Logger) (*app.Plan, bool) {
+// may start; the plan (when not nil) must be closed or started. Unless strict, a
+// reference or file that cannot be resolved here is a warning (configs.LoadOffline), so
+// that a file is checked without its secrets; serve is always strict.
+func loadPlan(path string, stderr io.Writer, newLog func(configs.Log) *slog.Logger, strict bool) (*app.Plan, bool) {
 	if path == "" {
 		fmt.Fprintln(stderr, "idbridge: --config FILE is required (or set IDBRIDGE_CONFIG)")
 		return nil, false
 	}
 	reg := registry()
-	cfg, errs := configs.Load(path, reg.SecretKeys()...)
+	load := configs.Load
+	if !strict {
+		load = configs.LoadOffline
+	}
+	cfg, errs := load(path, reg.SecretKeys()...)
 	var plan *app.Plan
 	if cfg != nil {
 		logger := slog.New(slog.DiscardHandler)
@@ -40,6 +49,7 @@ func loadPlan(path string, stderr io.Writer, newLog func(configs.Log) *slog.Logg
 		var perrs configs.Errors
 		plan, perrs = app.Load(cfg, reg, logger)
 		errs = append(errs, perrs...)
+		errs = slices.DeleteFunc(errs, cfg.Excused)
 	}
 	errs = app.SortErrors(errs)
 	for _, e := range errs {
@@ -55,11 +65,12 @@ func loadPlan(path string, stderr io.Writer, newLog func(configs.Log) *slog.Logg
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check", stderr)
 	path := configFlag(fs)
+	strict := fs.Bool("strict", false, "treat references and files that cannot be resolved here as errors, as serve does")
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
 	// check parses only: nothing is started, no network is touched.
-	plan, ok := loadPlan(*path, stderr, nil)
+	plan, ok := loadPlan(*path, stderr, nil, *strict)
 	if !ok {
 		return exitUsage
 	}
@@ -81,7 +92,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		logger = slog.New(flushingHandler{app.NewLogger(c, sink).Handler(), sink})
 		return logger
 	}
-	plan, ok := loadPlan(*path, stderr, newLog)
+	plan, ok := loadPlan(*path, stderr, newLog, true)
 	if !ok {
 		return exitUsage
 	}
@@ -107,7 +118,8 @@ func cmdMap(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("map", stderr)
 	path := configFlag(fs)
 	provider := fs.String("provider", "", "apply this provider's mapping override (default: the top-level mapping)")
-	input := fs.String("input", "", "identity document `FILE` (JSON), or - for standard input")
+	input := fs.String("input", "", "identity document `FILE` (JSON) or a token (JWT, decoded unverified), or - for standard input")
+	suggest := fs.Bool("suggest", false, "list every value that looks like an email, with its gjson path, a rule to paste and the known traps (--config optional)")
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
@@ -115,44 +127,30 @@ func cmdMap(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "idbridge map: --input FILE|- is required")
 		return exitUsage
 	}
-	plan, ok := loadPlan(*path, stderr, nil)
-	if !ok {
-		return exitUsage
-	}
-	plan.Close()
-	cfg := plan.Config
-	doc, err := readInput(*input, os.Stdin)
+	raw, err := readInput(*input, os.Stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "idbridge map: %v\n", err)
 		return exitUsage
 	}
-	if !json.Valid(doc) {
-		fmt.Fprintln(stderr, "idbridge map: the input is not valid JSON")
+	in, err := mapping.ParseInput(raw)
+	if err != nil {
+		fmt.Fprintf(stderr, "idbridge map: the input: %v\n", err)
 		return exitUsage
 	}
-	m := &cfg.Mapping
-	where := "mapping"
-	if *provider != "" {
-		var sec *configs.ProviderSection
-		for _, s := range cfg.Providers {
-			if s.Name == *provider {
-				sec = s
-			}
-		}
-		if sec == nil {
-			fmt.Fprintf(stderr, "idbridge map: no provider named %q\n", *provider)
-			return exitUsage
-		}
-		if sec.Mapping != nil {
-			m, where = sec.Mapping, sec.Path+".mapping"
+	if in.FromJWT {
+		fmt.Fprintf(stdout, "input: a JWT's payload, decoded WITHOUT verifying its signature (UNVERIFIED); header %s\n", in.Header)
+	}
+	if *suggest {
+		printSuggestions(stdout, in.Document)
+		if *path == "" {
+			return exitOK
 		}
 	}
-	rules, errs := app.CompileMapping(cfg.File, where, m)
-	if len(errs) > 0 {
-		fmt.Fprintln(stderr, errs.Error())
+	rules, where, ok := mapRules(*path, *provider, stderr)
+	if !ok {
 		return exitUsage
 	}
-	email, trace, err := rules.Trace(doc)
+	email, trace, err := rules.Trace(in.Document)
 	fmt.Fprintf(stdout, "rules: %s\n%s", where, trace.String())
 	if err != nil {
 		fmt.Fprintf(stdout, "result: no email (%v)\n", err)
@@ -160,6 +158,67 @@ func cmdMap(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "email: %s\n", email)
 	return exitOK
+}
+
+// mapRules compiles the mapping that applies (the top level, or provider's override)
+// from path, which needs no secret and no network: only the mapping's own errors count.
+func mapRules(path, provider string, stderr io.Writer) (*mapping.Rules, string, bool) {
+	if path == "" {
+		fmt.Fprintln(stderr, "idbridge map: --config FILE is required (or set IDBRIDGE_CONFIG)")
+		return nil, "", false
+	}
+	cfg, errs := configs.LoadOffline(path, registry().SecretKeys()...)
+	if cfg == nil {
+		fmt.Fprintln(stderr, errs.Error())
+		return nil, "", false
+	}
+	m, where := &cfg.Mapping, "mapping"
+	if provider != "" {
+		var sec *configs.ProviderSection
+		for _, s := range cfg.Providers {
+			if s.Name == provider {
+				sec = s
+			}
+		}
+		if sec == nil {
+			fmt.Fprintf(stderr, "idbridge map: no provider named %q\n", provider)
+			return nil, "", false
+		}
+		if sec.Mapping != nil {
+			m, where = sec.Mapping, sec.Path+".mapping"
+		}
+	}
+	for _, e := range cfg.Redact(errs.Fatal()) {
+		if e.Path == where || strings.HasPrefix(e.Path, where+".") {
+			fmt.Fprintln(stderr, e.Error())
+		}
+	}
+	rules, cerrs := app.CompileMapping(cfg.File, where, m)
+	if len(cerrs) > 0 {
+		fmt.Fprintln(stderr, cerrs.Error())
+		return nil, "", false
+	}
+	return rules, where, true
+}
+
+// printSuggestions lists the email-like values of doc, safe ones first.
+func printSuggestions(w io.Writer, doc []byte) {
+	sugg := mapping.Suggest(doc)
+	if len(sugg) == 0 {
+		fmt.Fprintln(w, "no value looks like an email")
+		return
+	}
+	fmt.Fprintln(w, "values that look like an email (a rule to paste under mapping.email, then the traps):")
+	for _, s := range sugg {
+		fmt.Fprintf(w, "\n  %s = %q\n", s.Path, s.Value)
+		for _, l := range strings.Split(s.Rule, "\n") {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+		for _, t := range s.Traps {
+			fmt.Fprintf(w, "    TRAP: %s\n", t)
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 // tokenCommand is what resolve and exchange share: flags, the validated config, the token
@@ -182,7 +241,7 @@ func loadTokenCommand(name, tokenFlag, tokenHelp string, args []string, stderr i
 		fmt.Fprintf(stderr, "idbridge %s: --%s FILE|- is required\n", name, tokenFlag)
 		return tokenCommand{code: exitUsage}
 	}
-	plan, ok := loadPlan(*path, stderr, func(c configs.Log) *slog.Logger { return app.NewLogger(c, stderr) })
+	plan, ok := loadPlan(*path, stderr, func(c configs.Log) *slog.Logger { return app.NewLogger(c, stderr) }, true)
 	if !ok {
 		return tokenCommand{code: exitUsage}
 	}

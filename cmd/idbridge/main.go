@@ -38,11 +38,13 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "serve --config FILE: run the bridge (IDBRIDGE_CONFIG may give FILE)", cmdServe},
+		{"init", "init --idp KIND [--issuer URL] [--out FILE]: write a starter config (okta, entra, adfs, google, auth0, keycloak, oidc, ldap, ad)", cmdInit},
 		{"check", "check --config FILE: validate a config; print every error, exit 2 on any", cmdCheck},
 		{"map", "map --config FILE [--provider NAME] --input FILE|-: dry-run the mapping on an identity JSON", cmdMap},
 		{"resolve", "resolve --config FILE --token FILE|-: run the whole chain for one token", cmdResolve},
 		{"exchange", "exchange --config FILE --subject-token FILE|-: perform one token exchange, print Spotnana's JSON", cmdExchange},
 		{"demo", "demo [--once]: a demo issuer, the bridge and the Spotnana sandbox on loopback; one full exchange, step by step", cmdDemo},
+		{"directory", "directory test --config FILE [--directory NAME] --claims FILE|--token FILE: bind, build the filter, search, map", cmdDirectory},
 		{"keys", "keys generate --dir DIR: create a new RS256 signing key for assertion mode", cmdKeys},
 		{"sandbox", "sandbox [flags]: a local Spotnana token endpoint for development (see sandbox --help)", cmdSandbox},
 		{"version", "version [--embed-sri]: print the version, or the embed script's integrity hash", cmdVersion},

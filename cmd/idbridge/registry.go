@@ -5,6 +5,7 @@ import (
 	"github.com/idbridge/idbridge/providers/introspection"
 	"github.com/idbridge/idbridge/providers/jwt"
 	"github.com/idbridge/idbridge/providers/ldap"
+	"github.com/idbridge/idbridge/providers/rest"
 	"github.com/idbridge/idbridge/providers/userinfo"
 )
 
@@ -22,6 +23,7 @@ func registry() providers.Registry {
 		Steps: []providers.Step{
 			ldap.LookupStep(),
 			userinfo.Step(),
+			rest.Step(),
 		},
 		Directories: ldap.DirectoriesRegistration(),
 	}

@@ -409,7 +409,7 @@ func (p *Provider) Authenticate(ctx context.Context, raw string) (providers.Iden
 		return providers.Identity{}, errHeaderType
 	}
 	if len(p.s.types) > 0 && !p.typeAllowed(typR) {
-		return providers.Identity{}, errType
+		return providers.Identity{}, p.mismatch(errType, typR, p.s.cfg.Types)
 	}
 	if t.sig == nil {
 		return providers.Identity{}, errSigEncoding
@@ -591,10 +591,20 @@ func notYetValid(claim string, ahead, leeway time.Duration) error {
 
 // checkAudience: aud must be a string or an array of strings (RFC 7519 §4.1.3; anything
 // else is malformed, even beside a good member) and name one of the configured audiences.
+// The refusal says what was found, for the log.
 func (p *Provider) checkAudience(aud gjson.Result) error {
+	switch base := audienceFault(aud, p.s.audiences); base {
+	case nil:
+		return nil
+	default:
+		return p.mismatch(base, aud, p.s.cfg.Audiences)
+	}
+}
+
+func audienceFault(aud gjson.Result, want map[string]struct{}) *tokenError {
 	switch {
 	case aud.Type == gjson.String:
-		if _, ok := p.s.audiences[aud.Str]; ok {
+		if _, ok := want[aud.Str]; ok {
 			return nil
 		}
 		return errAudience
@@ -605,7 +615,7 @@ func (p *Provider) checkAudience(aud gjson.Result) error {
 				malformed = true
 				return false
 			}
-			if _, ok := p.s.audiences[v.Str]; ok {
+			if _, ok := want[v.Str]; ok {
 				found = true
 			}
 			return true
@@ -621,4 +631,27 @@ func (p *Provider) checkAudience(aud gjson.Result) error {
 		return errAudType
 	}
 	return errAudience
+}
+
+// mismatchError is a refusal that says what the token carried and what the provider
+// expects, for the operator's log line (never the client's answer). The values are
+// claims such as aud or typ, never the token or a secret.
+type mismatchError struct {
+	*tokenError
+	found, expected string
+}
+
+func (e *mismatchError) Error() string {
+	return e.tokenError.Error() + " (found " + e.found + "; expected " + e.expected + ")"
+}
+
+func (e *mismatchError) Unwrap() error { return e.tokenError }
+
+// maxShownClaim bounds a claim value quoted in a refusal reason.
+const maxShownClaim = 120
+
+// mismatch wraps base with the value found (its JSON text, shortened) and the
+// configured values.
+func (p *Provider) mismatch(base *tokenError, found gjson.Result, expected []string) error {
+	return &mismatchError{tokenError: base, found: shownClaim(found), expected: "one of " + strings.Join(expected, ", ")}
 }

@@ -39,17 +39,19 @@ func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
 		return err
 	}
 	if p.s.clientIDs != nil {
-		client, ok := firstPresent(clients)
-		if !ok {
-			return errClientID
+		client := firstPresentResult(clients)
+		if client.Type != gjson.String {
+			return p.mismatch(errClientID, client, p.s.cfg.ClientIDs)
 		}
-		if _, ok := p.s.clientIDs[client]; !ok {
-			return errClientID
+		if _, ok := p.s.clientIDs[client.Str]; !ok {
+			return p.mismatch(errClientID, client, p.s.cfg.ClientIDs)
 		}
 	}
 	for i := range p.s.claims {
-		if !p.s.claims[i].match(claims[i]) {
-			return errRequiredClaim
+		if c := &p.s.claims[i]; !c.match(claims[i]) {
+			want, _ := json.Marshal(c.want)
+			return &mismatchError{tokenError: errRequiredClaim, found: shownClaim(claims[i]),
+				expected: c.name + " = " + string(want)}
 		}
 	}
 	for _, want := range p.s.scopes {
@@ -71,12 +73,18 @@ func (p *Provider) TokenClient(doc []byte) (string, bool) {
 
 // firstPresent is the first value that exists, when it is a string.
 func firstPresent(vs []gjson.Result) (string, bool) {
+	r := firstPresentResult(vs)
+	return r.Str, r.Type == gjson.String
+}
+
+// firstPresentResult is the first value that exists; a zero Result when none does.
+func firstPresentResult(vs []gjson.Result) gjson.Result {
 	for _, r := range vs {
 		if r.Exists() {
-			return r.Str, r.Type == gjson.String
+			return r
 		}
 	}
-	return "", false
+	return gjson.Result{}
 }
 
 // hasScope looks for want in scope (a space-separated string, RFC 8693 §4.2, or an array,
@@ -246,4 +254,14 @@ func (p *Provider) count(result string) {
 	case ResultRateLimited:
 		p.stats[3].Add(1)
 	}
+}
+
+func shownClaim(r gjson.Result) string {
+	if !r.Exists() {
+		return "nothing"
+	}
+	if len(r.Raw) > maxShownClaim {
+		return r.Raw[:maxShownClaim] + "…"
+	}
+	return r.Raw
 }

@@ -143,13 +143,7 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 
 	env.sb = startSandbox(t, "--user-detail-url", bridgeURL+"/v1/user-detail", "--users", "alice@example.com",
 		"--embed-listen", "127.0.0.1:0", "--embed-allowed-origins", env.page.Origin+","+env.stranger.Origin)
-	eventually(t, "the sandbox's embed page line", func() bool {
-		m := regexp.MustCompile(`embed page on (http://\S+)`).FindStringSubmatch(env.sb.logs.String())
-		if m != nil {
-			env.embedURL = m[1]
-		}
-		return m != nil
-	})
+	env.embedURL = embedURLOf(t, env.sb)
 	for _, p := range []*companyPage{env.page, env.stranger, env.unframed} {
 		p.mu.Lock()
 		p.bridgeURL, p.embedURL = bridgeURL, env.embedURL
@@ -162,6 +156,21 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 	addCORS(t, cfg, env.page.Origin, env.unframed.Origin)
 	env.br = startBridgeFile(t, cfg)
 	return env
+}
+
+// embedURLOf waits for the line where `idbridge sandbox --embed-listen` names its
+// iframe page, and returns the page's URL.
+func embedURLOf(t *testing.T, sb *sandboxProc) string {
+	t.Helper()
+	re := regexp.MustCompile(`embed page on (http://\S+)`)
+	var url string
+	eventually(t, "the sandbox's embed page line", func() bool {
+		if m := re.FindStringSubmatch(sb.logs.String()); m != nil {
+			url = m[1]
+		}
+		return url != ""
+	})
+	return url
 }
 
 // stats reads the sandbox iframe's counters.
@@ -295,6 +304,18 @@ func TestBrowserSpotnanaIframe(t *testing.T) {
 		tabs = append(tabs, tab)
 	})
 
+	t.Run("a user who may not use Spotnana yields onError forbidden", func(t *testing.T) {
+		// The mapping trusts an email only when the IdP verified it: no email, 403.
+		unverified := mint(t, env.is, map[string]any{"email_verified": false})
+		tokens = append(tokens, unverified)
+		tab := env.open(t, env.page, unverified)
+		e := firstError(t, tab)
+		if e.Code != "forbidden" || e.Status != 403 || !strings.HasPrefix(e.Detail, "access_denied") {
+			t.Errorf("onError %+v, want forbidden 403 access_denied…", e)
+		}
+		tabs = append(tabs, tab)
+	})
+
 	t.Run("a page on an origin the bridge does not list gets no tokens", func(t *testing.T) {
 		ex := env.exchanges(t)
 		tab := env.open(t, env.stranger, alice)
@@ -351,6 +372,26 @@ func TestBrowserSpotnanaIframe(t *testing.T) {
 		frame.Eventually(t, `document.getElementById("email").textContent === "alice@example.com"`, time.Second)
 		noErrors(t, tab)
 		tabs = append(tabs, tab, frame, foreign)
+	})
+
+	t.Run("an iframe that refuses the tokens yields onError spotnana_error", func(t *testing.T) {
+		// Another Spotnana (a second sandbox, whose issuer signed none of the bridge's
+		// tokens) embedded in the page: its iframe answers TOKEN_EXCHANGE_ERROR.
+		other := startSandbox(t, "--embed-listen", "127.0.0.1:0", "--embed-allowed-origins", env.page.Origin)
+		otherEmbed := embedURLOf(t, other)
+		env.page.mu.Lock()
+		saved := env.page.embedURL
+		env.page.embedURL = otherEmbed
+		env.page.mu.Unlock()
+		defer func() { env.page.mu.Lock(); env.page.embedURL = saved; env.page.mu.Unlock() }()
+		tab := env.open(t, env.page, alice)
+		e := firstError(t, tab)
+		if e.Code != "spotnana_error" || e.Status != 0 || !strings.HasPrefix(e.Detail, "INVALID_TOKEN") {
+			t.Errorf("onError %+v, want spotnana_error 0 INVALID_TOKEN…", e)
+		}
+		frame := tab.Frame(t, otherEmbed, 10*time.Second)
+		frame.Eventually(t, `document.getElementById("title").textContent === "Sign-in failed"`, 10*time.Second)
+		tabs = append(tabs, tab, frame)
 	})
 
 	t.Run("no token in any URL or console", func(t *testing.T) {

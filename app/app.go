@@ -83,7 +83,11 @@ func Load(cfg *configs.Config, reg providers.Registry, logger *slog.Logger) (*Pl
 	if cfg.Cache.Backend == "redis" && !cfg.Reported("cache.redis") && !cfg.Unresolved("cache.redis") {
 		// The cache package reads its TLS files; check reports what it would refuse.
 		if _, err := cache.RedisTLS(cfg.Cache.Redis); err != nil {
-			errs = append(errs, &configs.Error{File: cfg.File, Line: 1, Path: "cache.redis", Msg: err.Error()})
+			path, msg := "cache.redis", err.Error()
+			if fe := (*outbound.FileError)(nil); errors.As(err, &fe) {
+				path, msg = path+"."+fe.Key, fe.Err.Error()
+			}
+			errs = append(errs, &configs.Error{File: cfg.File, Line: max(cfg.Cache.Redis.Line, 1), Path: path, Msg: msg})
 		}
 	}
 

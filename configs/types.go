@@ -113,6 +113,7 @@ type Cache struct {
 // Redis), sentinel (a primary and its replicas watched by Redis Sentinel) or cluster
 // (Redis Cluster, which managed services in cluster mode also are).
 type Redis struct {
+	Line           int            `yaml:"-"`
 	Addr           string         `yaml:"addr"`             // default 127.0.0.1:6379 when neither sentinel nor cluster is given
 	Sentinel       *RedisSentinel `yaml:"sentinel"`         // default none
 	Cluster        *RedisCluster  `yaml:"cluster"`          // default none

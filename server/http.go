@@ -50,6 +50,10 @@ func (s *Server) prepare(rt *Runtime) error {
 	if err := e.SetTrustedProxies(proxies); err != nil {
 		return fmt.Errorf("server.trusted_proxies: %w", err)
 	}
+	// Only X-Forwarded-For: Gin also honours X-Real-IP by default, and a proxy that
+	// appends to X-Forwarded-For but passes a client's own X-Real-IP through would let
+	// that client choose its address (allowed_clients, rate_limit, logs).
+	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
 	e.Use(s.recovery)
 	e.GET(cfg.UserDetailPath, s.api(rt, routeUserDetail, s.userDetail))
 	if rt.Exchange != nil && cfg.ExchangePath != nil && *cfg.ExchangePath != "" {
@@ -279,6 +283,7 @@ func (s *Server) observeExchange(err error) {
 const (
 	descInvalid      = "the access token is invalid"
 	descExpired      = "the access token has expired"
+	descNotYetValid  = "the access token is not yet valid"
 	descScope        = "the access token lacks a required scope"
 	descNoEmail      = "no email address could be found for this user"
 	descDomain       = "the user's email domain is not allowed"
@@ -341,8 +346,11 @@ func (s *Server) failClass(c *gin.Context, realm string, err error) {
 		writeJSONError(c, http.StatusForbidden, "access_denied", desc)
 	case providers.Invalid, providers.NotMine:
 		desc := descInvalid
-		if errors.Is(err, providers.ErrExpired) {
+		switch {
+		case errors.Is(err, providers.ErrExpired):
 			desc = descExpired
+		case errors.Is(err, providers.ErrNotYetValid):
+			desc = descNotYetValid
 		}
 		c.Header("WWW-Authenticate", `Bearer realm="`+realm+`", error="invalid_token", error_description="`+desc+`"`)
 		writeJSONError(c, http.StatusUnauthorized, "invalid_token", desc)

@@ -278,43 +278,39 @@ func TestBrowserSpotnanaIframe(t *testing.T) {
 		tokens = append(tokens, alice, m["access_token"].(string), m["refresh_token"].(string))
 	})
 
-	t.Run("an expired token yields onError unauthenticated", func(t *testing.T) {
-		before := env.stats(t)
-		expired := mint(t, env.is, map[string]any{"iat": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()})
-		tokens = append(tokens, expired)
-		tab := env.open(t, env.page, expired)
-		e := firstError(t, tab)
-		if e.Code != "unauthenticated" || e.Status != 401 {
-			t.Errorf("onError %+v, want unauthenticated 401", e)
-		}
-		if s := env.stats(t); s.SignedIn != before.SignedIn || s.Responses != before.Responses {
-			t.Errorf("the iframe got tokens: %+v", s)
-		}
-		tabs = append(tabs, tab)
-	})
-
-	t.Run("a user Spotnana does not know yields onError no_profile", func(t *testing.T) {
-		bob := mint(t, env.is, map[string]any{"sub": "u-bob", "email": "bob@example.com"})
-		tokens = append(tokens, bob)
-		tab := env.open(t, env.page, bob)
-		e := firstError(t, tab)
-		if e.Code != "no_profile" || e.Status != 502 || !strings.Contains(e.Detail, "USER_NOT_FOUND") {
-			t.Errorf("onError %+v, want no_profile 502 USER_NOT_FOUND", e)
-		}
-		tabs = append(tabs, tab)
-	})
-
-	t.Run("a user who may not use Spotnana yields onError forbidden", func(t *testing.T) {
+	// Refusals by idbridge or Spotnana reach the page as onError, and the iframe gets
+	// nothing.
+	for _, tc := range []struct {
+		name   string
+		claims map[string]any
+		code   string
+		status int
+		detail string // the start of onError's detail
+	}{
+		{"an expired token yields onError unauthenticated",
+			map[string]any{"iat": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()},
+			"unauthenticated", 401, "invalid_token"},
+		{"a user Spotnana does not know yields onError no_profile",
+			map[string]any{"sub": "u-bob", "email": "bob@example.com"}, "no_profile", 502, "USER_NOT_FOUND"},
 		// The mapping trusts an email only when the IdP verified it: no email, 403.
-		unverified := mint(t, env.is, map[string]any{"email_verified": false})
-		tokens = append(tokens, unverified)
-		tab := env.open(t, env.page, unverified)
-		e := firstError(t, tab)
-		if e.Code != "forbidden" || e.Status != 403 || !strings.HasPrefix(e.Detail, "access_denied") {
-			t.Errorf("onError %+v, want forbidden 403 access_denied…", e)
-		}
-		tabs = append(tabs, tab)
-	})
+		{"a user who may not use Spotnana yields onError forbidden",
+			map[string]any{"email_verified": false}, "forbidden", 403, "access_denied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := env.stats(t)
+			tok := mint(t, env.is, tc.claims)
+			tokens = append(tokens, tok)
+			tab := env.open(t, env.page, tok)
+			e := firstError(t, tab)
+			if e.Code != tc.code || e.Status != tc.status || !strings.HasPrefix(e.Detail, tc.detail) {
+				t.Errorf("onError %+v, want %s %d %s…", e, tc.code, tc.status, tc.detail)
+			}
+			if s := env.stats(t); s.SignedIn != before.SignedIn || s.Responses != before.Responses {
+				t.Errorf("the iframe got tokens: before %+v, after %+v", before, s)
+			}
+			tabs = append(tabs, tab)
+		})
+	}
 
 	t.Run("a page on an origin the bridge does not list gets no tokens", func(t *testing.T) {
 		ex := env.exchanges(t)
@@ -392,6 +388,24 @@ func TestBrowserSpotnanaIframe(t *testing.T) {
 		frame := tab.Frame(t, otherEmbed, 10*time.Second)
 		frame.Eventually(t, `document.getElementById("title").textContent === "Sign-in failed"`, 10*time.Second)
 		tabs = append(tabs, tab, frame)
+	})
+
+	t.Run("the identity provider down yields onError unavailable", func(t *testing.T) {
+		// A token under a key the bridge has not seen, while the IdP's JWKS is down: the
+		// bridge cannot decide, and answers 503.
+		if _, err := env.is.Rotate("RS256", false); err != nil {
+			t.Fatal(err)
+		}
+		fresh := mint(t, env.is, nil)
+		tokens = append(tokens, fresh)
+		env.is.SetDown(true)
+		defer env.is.SetDown(false)
+		tab := env.open(t, env.page, fresh)
+		e := firstError(t, tab)
+		if e.Code != "unavailable" || e.Status != 503 || !strings.HasPrefix(e.Detail, "temporarily_unavailable") {
+			t.Errorf("onError %+v, want unavailable 503 temporarily_unavailable…", e)
+		}
+		tabs = append(tabs, tab)
 	})
 
 	t.Run("no token in any URL or console", func(t *testing.T) {

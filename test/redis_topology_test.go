@@ -344,10 +344,20 @@ cache:
 	}
 
 	t.Run("check reads the TLS files", func(t *testing.T) {
-		cfg := introspectionConfig(idp.URL, "email", "", strings.Replace(section("idbridge", "idb-pw"), tf.CA, filepath.Join(dir, "missing-ca.pem"), 1))
+		// A CA file that exists but holds no certificate; and one that is absent, which
+		// plain check only warns about (the file may exist where idbridge runs).
+		cfg := introspectionConfig(idp.URL, "email", "", strings.Replace(section("idbridge", "idb-pw"), tf.CA, filepath.Join(dir, "key"), 1))
 		code, _, stderr := runCLI(t, "", "check", "--config", writeConfig(t, cfg))
-		if code != 2 || !strings.Contains(stderr, "cache.redis.ca_file") {
+		if code != 2 || !strings.Contains(stderr, "cache.redis.ca_file: no PEM certificate") {
 			t.Fatalf("check: exit %d, stderr:\n%s", code, stderr)
+		}
+		cfg = introspectionConfig(idp.URL, "email", "", strings.Replace(section("idbridge", "idb-pw"), tf.CA, filepath.Join(dir, "missing-ca.pem"), 1))
+		path := writeConfig(t, cfg)
+		if code, _, stderr := runCLI(t, "", "check", "--strict", "--config", path); code != 2 || !strings.Contains(stderr, "cache.redis.ca_file") {
+			t.Fatalf("check --strict, absent ca_file: exit %d, stderr:\n%s", code, stderr)
+		}
+		if code, _, stderr := runCLI(t, "", "check", "--config", path); code != 0 || !strings.Contains(stderr, "cache.redis.ca_file: warning") {
+			t.Fatalf("check, absent ca_file: exit %d, stderr:\n%s", code, stderr)
 		}
 	})
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/idbridge/idbridge/mapping"
 	"github.com/idbridge/idbridge/outbound"
 	"github.com/idbridge/idbridge/providers"
+	"github.com/idbridge/idbridge/spotnana"
 )
 
 // Plan is a parsed configuration: every part built, nothing started.
@@ -128,6 +129,12 @@ func Load(cfg *configs.Config, reg providers.Registry, logger *slog.Logger) (*Pl
 			errs = append(errs, &configs.Error{File: cfg.File, Line: cfg.Spotnana.Line, Path: "spotnana", Msg: err.Error()})
 		}
 		p.exchange = x
+		if cfg.Spotnana.Mode == "assertion" {
+			for _, f := range spotnana.LooseKeyFiles(cfg.Spotnana.Assertion.KeysDir) {
+				errs = append(errs, &configs.Error{File: cfg.File, Line: cfg.Spotnana.Line, Path: "spotnana.assertion.keys_dir", Warning: true,
+					Msg: "private key " + f + " is readable by group or others; make it 0400 or 0600 (Kubernetes: defaultMode: 0400)"})
+			}
+		}
 	}
 	// An error from any part may quote a value a reference brought in: show the
 	// reference instead.

@@ -50,6 +50,10 @@ func (s *Server) prepare(rt *Runtime) error {
 	if err := e.SetTrustedProxies(proxies); err != nil {
 		return fmt.Errorf("server.trusted_proxies: %w", err)
 	}
+	// Only X-Forwarded-For: Gin also honours X-Real-IP by default, and a proxy that
+	// appends to X-Forwarded-For but passes a client's own X-Real-IP through would let
+	// that client choose its address (allowed_clients, rate_limit, logs).
+	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
 	e.Use(s.recovery)
 	e.GET(cfg.UserDetailPath, s.api(rt, routeUserDetail, s.userDetail))
 	if rt.Exchange != nil && cfg.ExchangePath != nil && *cfg.ExchangePath != "" {

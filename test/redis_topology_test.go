@@ -361,3 +361,31 @@ cache:
 		}
 	})
 }
+
+// TestRedisSentinelTLS: the Sentinel shape over TLS (sentinels and data servers both
+// speak only TLS, under a test CA): two bridges share, and a failover is followed.
+func TestRedisSentinelTLS(t *testing.T) {
+	tf := redistest.NewTLSFiles(t)
+	ss := redistest.StartSentinelSet(t, redistest.Options{TLS: tf})
+	idp := newIntrospector(t)
+	cfg := introspectionConfig(idp.URL, "email", "", redisSection(
+		fmt.Sprintf("sentinel: {master_name: %s, addrs: %s}", redistest.MasterName, yamlList(ss.SentinelAddrs())),
+		"tls: true", "ca_file: "+tf.CA))
+	a, b := startBridge(t, cfg), startBridge(t, cfg)
+	if !sharingWorks(t, idp, a, b, "good-sentinel-tls-before") {
+		t.Fatal("not shared through the Sentinel set over TLS")
+	}
+	ss.Primary.Kill()
+	eventually(t, "the sentinels promote the replica", func() bool { return ss.MasterAddr() == ss.Replica.Addr() })
+	for _, br := range []*bridge{a, b} {
+		eventually(t, "/readyz names the new primary", func() bool {
+			c := cacheHealth(t, br)
+			return c["ok"] == true && slices.Equal(primaries(c), []string{ss.Replica.Addr()})
+		})
+	}
+	n := 0
+	eventually(t, "sharing resumes over TLS", func() bool {
+		n++
+		return sharingWorks(t, idp, a, b, fmt.Sprintf("good-sentinel-tls-after-%d", n))
+	})
+}

@@ -75,7 +75,25 @@ type Provider struct {
 }
 
 // Registration is the jwt provider type's entry in the registry.
-func Registration() providers.Type { return providers.Type{New: New} }
+func Registration() providers.Type { return providers.Type{New: New, Warnings: Warnings} }
+
+// Warnings returns advice about a valid but risky section: a plain-http issuer (its
+// discovery document names the keys) or jwks_uri off loopback lets anyone on the path
+// substitute the keys that decide which tokens are genuine.
+func Warnings(sec *configs.ProviderSection) configs.Errors {
+	var cfg Config
+	if errs := sec.Decode(&cfg); len(errs) > 0 {
+		return nil
+	}
+	var ws configs.Errors
+	if w := providers.PlainHTTPWarning(sec, "issuer", cfg.Issuer, "the discovery document and the keys it names"); w != nil && (cfg.Discovery == nil || *cfg.Discovery) && cfg.JWKSURI == "" && cfg.JWKSFile == "" {
+		ws = append(ws, w)
+	}
+	if w := providers.PlainHTTPWarning(sec, "jwks_uri", cfg.JWKSURI, "the signing keys"); w != nil {
+		ws = append(ws, w)
+	}
+	return ws
+}
 
 // New builds a jwt provider from its config section, without touching the network.
 // Its Instance.Start loads the keys once within timeout and starts the refresher; a

@@ -105,7 +105,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		AccessLog:  &server.AccessLog{W: sink, JSON: plan.Config.Log.Format != "text"},
 		Ready:      func(string, string) { sink.Flush() }, // tell the operator at once that it listens
 		Playground: playgroundOptions(plan.Config, *path),
-		Version:    versionString(),
+		Version:    shortVersion(),
 	})
 	if err != nil {
 		logger.Error("idbridge stopped", "error", err)

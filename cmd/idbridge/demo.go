@@ -255,7 +255,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	ready := make(chan addrs, 1)
 	served := make(chan error, 1)
 	go func() {
-		served <- app.Serve(ctx, plan, app.ServeOptions{Registry: reg, Logger: logger, Version: versionString(),
+		served <- app.Serve(ctx, plan, app.ServeOptions{Registry: reg, Logger: logger, Version: shortVersion(),
 			Ready: func(m, a string) { ready <- addrs{m, a} }})
 	}()
 	var bridgeAt addrs

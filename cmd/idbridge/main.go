@@ -186,6 +186,21 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// shortVersion is the version alone, for the serving log line and the build_info
+// metric: the -ldflags version, else the module version, with the VCS revision's first
+// 12 digits when the build recorded one.
+func shortVersion() string {
+	v := strings.Fields(versionString())[0]
+	if bi, ok := debug.ReadBuildInfo(); ok && version == "" && !strings.Contains(v, "-") {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += "+" + s.Value[:12]
+			}
+		}
+	}
+	return v
+}
+
 // versionString is the module version and the VCS state the build info records
 // (go build in a git checkout stamps vcs.revision, vcs.time and vcs.modified).
 func versionString() string {

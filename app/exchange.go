@@ -13,6 +13,7 @@ import (
 
 	"github.com/idbridge/idbridge/cache"
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/providers"
 	"github.com/idbridge/idbridge/server"
 	"github.com/idbridge/idbridge/spotnana"
 )
@@ -90,7 +91,7 @@ func (x *exchangePlan) exchangeFunc(c cache.Cache) (server.ExchangeFunc, error) 
 	allowed := x.cfg.AllowedTokenClients
 	asserter := x.asserter
 	return func(ctx context.Context, res *server.Resolution, token string) ([]byte, error) {
-		if len(allowed) > 0 && !clientListed(res.Document, allowed) {
+		if len(allowed) > 0 && !clientListed(res, allowed) {
 			return nil, server.ErrClientNotAllowed
 		}
 		subject, subjectType := token, spotnana.TokenTypeAccessToken
@@ -108,11 +109,17 @@ func (x *exchangePlan) exchangeFunc(c cache.Cache) (server.ExchangeFunc, error) 
 	}, nil
 }
 
-// clientListed reports whether the token's client_id (or azp) is in allowed.
-func clientListed(doc []byte, allowed []string) bool {
-	for _, p := range []string{"client_id", "azp"} {
-		if v := gjson.GetBytes(doc, p); v.Type == gjson.String && slices.Contains(allowed, v.Str) {
-			return true
+// clientListed reports whether the token's client is in allowed. The client is read as
+// the accepting provider's client_ids check reads it (its client_id_claims); a provider
+// without that notion (userinfo, ldap) is read with the default claims.
+func clientListed(res *server.Resolution, allowed []string) bool {
+	if cs, ok := res.Instance.Provider.(providers.ClientSource); ok {
+		c, ok := cs.TokenClient(res.Document)
+		return ok && slices.Contains(allowed, c)
+	}
+	for _, p := range providers.DefaultClientIDClaims {
+		if v := gjson.GetBytes(res.Document, p); v.Exists() {
+			return v.Type == gjson.String && slices.Contains(allowed, v.Str)
 		}
 	}
 	return false

@@ -3,19 +3,17 @@ package cache
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/outbound"
 )
 
 // The topologies of `cache.redis:`, as /readyz and the metrics name them.
@@ -37,47 +35,19 @@ func topologyOf(rc configs.Redis) string {
 }
 
 // RedisTLS builds the client TLS configuration of `cache.redis:` (nil when tls is
-// off): ca_file added to the system roots, server_name, and the client certificate.
-// client_key_file may hold the PEM itself when it came from a ${file:} reference. Its
-// errors name the key and never carry a key's content.
+// off): ca_file added to the system roots, server_name, and the client certificate
+// (outbound.TLSConfig). Its errors name the key and never carry a key's content.
 func RedisTLS(rc configs.Redis) (*tls.Config, error) {
 	if !rc.TLS {
 		return nil, nil
 	}
+	c, err := outbound.TLSConfig(rc.CAFile, rc.ClientCertFile, rc.ClientKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("cache.redis.%w", err)
+	}
 	// ServerName empty: crypto/tls takes each server's host from the address it dials,
 	// which is what a Sentinel set or a Cluster, with one address per node, needs.
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: rc.ServerName}
-	if rc.CAFile != "" {
-		pem, err := os.ReadFile(rc.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("cache.redis.ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("cache.redis.ca_file: no PEM certificate in %s", rc.CAFile)
-		}
-		c.RootCAs = pool
-	}
-	if rc.ClientCertFile != "" {
-		certPEM, err := os.ReadFile(rc.ClientCertFile)
-		if err != nil {
-			return nil, fmt.Errorf("cache.redis.client_cert_file: %w", err)
-		}
-		keyPEM := []byte(rc.ClientKeyFile)
-		if !strings.Contains(rc.ClientKeyFile, "-----BEGIN") {
-			if keyPEM, err = os.ReadFile(rc.ClientKeyFile); err != nil {
-				return nil, errors.New("cache.redis.client_key_file: cannot read the file")
-			}
-		}
-		cert, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			return nil, errors.New("cache.redis.client_cert_file: the certificate and client_key_file do not form a key pair")
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
+	c.ServerName = rc.ServerName
 	return c, nil
 }
 
@@ -86,60 +56,33 @@ func RedisTLS(rc configs.Redis) (*tls.Config, error) {
 // quick miss and degraded mode, never into a request that waits. Cluster redirections
 // (MOVED, ASK) during a resharding are followed all the same: they are not retries.
 func newClient(rc configs.Redis, tlsCfg *tls.Config, opTO time.Duration) redis.UniversalClient {
-	// Maintenance notifications are a Redis Enterprise feature; asking for them costs a
-	// round trip per connection for nothing.
-	noMaint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	o := &redis.UniversalOptions{
+		Username:              rc.Username,
+		Password:              rc.Password,
+		DB:                    rc.DB,
+		TLSConfig:             tlsCfg,
+		DialTimeout:           opTO,
+		DialerRetries:         1,
+		ReadTimeout:           opTO,
+		WriteTimeout:          opTO,
+		PoolTimeout:           opTO,
+		MaxRetries:            -1,
+		ContextTimeoutEnabled: true,
+		// Maintenance notifications are a Redis Enterprise feature; asking for them costs
+		// a round trip per connection for nothing.
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
 	switch topologyOf(rc) {
 	case TopologySentinel:
-		s := rc.Sentinel
-		return redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName:            s.MasterName,
-			SentinelAddrs:         s.Addrs,
-			SentinelUsername:      s.Username,
-			SentinelPassword:      s.Password,
-			Username:              rc.Username,
-			Password:              rc.Password,
-			DB:                    rc.DB,
-			TLSConfig:             tlsCfg,
-			DialTimeout:           opTO,
-			DialerRetries:         1,
-			ReadTimeout:           opTO,
-			WriteTimeout:          opTO,
-			PoolTimeout:           opTO,
-			MaxRetries:            -1,
-			ContextTimeoutEnabled: true,
-		})
+		o.Addrs, o.MasterName = rc.Sentinel.Addrs, rc.Sentinel.MasterName
+		o.SentinelUsername, o.SentinelPassword = rc.Sentinel.Username, rc.Sentinel.Password
+		return redis.NewFailoverClient(o.Failover())
 	case TopologyCluster:
-		return redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:                    rc.Cluster.Addrs,
-			Username:                 rc.Username,
-			Password:                 rc.Password,
-			TLSConfig:                tlsCfg,
-			DialTimeout:              opTO,
-			DialerRetries:            1,
-			ReadTimeout:              opTO,
-			WriteTimeout:             opTO,
-			PoolTimeout:              opTO,
-			MaxRetries:               -1,
-			ContextTimeoutEnabled:    true,
-			MaintNotificationsConfig: noMaint,
-		})
+		o.Addrs = rc.Cluster.Addrs
+		return redis.NewClusterClient(o.Cluster())
 	}
-	return redis.NewClient(&redis.Options{
-		Addr:                     rc.Addr,
-		Username:                 rc.Username,
-		Password:                 rc.Password,
-		DB:                       rc.DB,
-		TLSConfig:                tlsCfg,
-		DialTimeout:              opTO,
-		DialerRetries:            1,
-		ReadTimeout:              opTO,
-		WriteTimeout:             opTO,
-		PoolTimeout:              opTO,
-		MaxRetries:               -1,
-		ContextTimeoutEnabled:    true,
-		MaintNotificationsConfig: noMaint,
-	})
+	o.Addrs = []string{rc.Addr}
+	return redis.NewClient(o.Simple())
 }
 
 // primaryFinder tells which servers are the primaries now: the configured address of

@@ -145,9 +145,13 @@ func (r *Rules) eval(doc string, tr *Trace) (string, int, reason) {
 // try evaluates one candidate; st, when not nil, records what happens.
 func (r *Rules) try(c *candidate, doc string, st *Step) (string, reason) {
 	if c.when != nil {
-		ok, found := c.when.eval(doc)
+		ok, found, elem := c.when.eval(doc)
 		if st != nil {
-			st.When = c.when.text + ": " + strconv.FormatBool(ok) + " (found " + rawOrAbsent(found) + ")"
+			st.When = c.when.text + ": " + strconv.FormatBool(ok) + " (found " + rawOrAbsent(found)
+			if elem >= 0 {
+				st.When += ", element " + strconv.Itoa(elem) + " matched"
+			}
+			st.When += ")"
 		}
 		if !ok {
 			return "", whenFalse

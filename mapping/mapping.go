@@ -60,7 +60,9 @@ type Candidate struct {
 	Transforms []Transform
 }
 
-// When gates a candidate on one condition: exactly one of Equals, Matches, Exists.
+// When gates a candidate on one condition: exactly one of Equals, Matches, Exists. When
+// Path holds an array (every LDAP attribute is one, and so are groups and roles claims),
+// Equals and Matches hold when any element does, and Exists holds for a non-empty array.
 type When struct {
 	Path string // required; a gjson path
 	// Equals is compared type-strictly with the value at Path: a string only with a JSON
@@ -336,34 +338,64 @@ func jsonish(v any) string {
 	}
 }
 
-func (w *when) eval(doc string) (bool, gjson.Result) {
+// eval tests the condition on doc. On an array (every LDAP attribute is one), equals and
+// matches hold when any element does, and exists holds for a non-empty array. It returns
+// what it found and, for an array, the index of the element that matched (-1 otherwise).
+func (w *when) eval(doc string) (ok bool, found gjson.Result, elem int) {
 	r := gjson.Get(doc, w.path)
-	switch w.kind {
-	case whenExists:
-		return r.Exists() == w.exists, r
-	case whenMatches:
-		return r.Type == gjson.String && w.re.MatchString(r.Str), r
+	if w.kind == whenExists {
+		present := r.Exists() && !(r.IsArray() && isEmptyArray(r))
+		return present == w.exists, r, -1
+	}
+	if !r.IsArray() {
+		return w.test(r), r, -1
+	}
+	elem, i := -1, 0
+	r.ForEach(func(_, e gjson.Result) bool {
+		if w.test(e) {
+			elem = i
+			return false
+		}
+		i++
+		return true
+	})
+	return elem >= 0, r, elem
+}
+
+func isEmptyArray(r gjson.Result) bool {
+	empty := true
+	r.ForEach(func(_, _ gjson.Result) bool {
+		empty = false
+		return false
+	})
+	return empty
+}
+
+// test compares one scalar value with the condition.
+func (w *when) test(r gjson.Result) bool {
+	if w.kind == whenMatches {
+		return r.Type == gjson.String && w.re.MatchString(r.Str)
 	}
 	switch w.eqType {
 	case gjson.Null:
 		// A missing path is not null: equals null asks for an explicit null.
-		return r.Type == gjson.Null && r.Exists(), r
+		return r.Type == gjson.Null && r.Exists()
 	case gjson.String:
-		return r.Type == gjson.String && r.Str == w.eqStr, r
+		return r.Type == gjson.String && r.Str == w.eqStr
 	case gjson.True, gjson.False:
-		return r.Type == w.eqType, r
+		return r.Type == w.eqType
 	default:
 		if r.Type != gjson.Number {
-			return false, r
+			return false
 		}
 		if w.isInt {
 			// Compare integers exactly when the JSON text is an integer, so that large
 			// IDs beyond float64's 53 bits do not compare equal by rounding.
 			if n, err := strconv.ParseInt(r.Raw, 10, 64); err == nil {
-				return n == w.eqInt, r
+				return n == w.eqInt
 			}
 		}
-		return r.Num == w.eqNum, r
+		return r.Num == w.eqNum
 	}
 }
 

@@ -72,6 +72,13 @@ func TestEmail(t *testing.T) {
 		{name: "empty after transforms", spec: Spec{Candidates: []Candidate{{Path: "e", Transforms: []Transform{{Name: "trim"}}}}}, doc: `{"e":"   "}`, wantErr: ErrNoEmail},
 
 		// when.
+		{name: "equals on an array: any element", spec: Spec{Candidates: []Candidate{{Path: "mail", When: &When{Path: "employeeType", Equals: "Employee", HasEquals: true}}}}, doc: `{"mail":["a@example.com"],"employeeType":["Contractor","Employee"]}`, want: "a@example.com"},
+		{name: "equals on an array: no element", spec: Spec{Candidates: []Candidate{{Path: "mail", When: &When{Path: "employeeType", Equals: "Employee", HasEquals: true}}}}, doc: `{"mail":["a@example.com"],"employeeType":["Contractor"]}`, wantErr: ErrNoEmail},
+		{name: "equals on an array is type-strict", spec: Spec{Candidates: []Candidate{{Path: "mail", When: &When{Path: "n", Equals: 7, HasEquals: true}}}}, doc: `{"mail":"a@example.com","n":["7"]}`, wantErr: ErrNoEmail},
+		{name: "matches on an array: any element", spec: Spec{Candidates: []Candidate{{Path: "mail", When: &When{Path: "roles", Matches: "^travel-"}}}}, doc: `{"mail":"a@example.com","roles":["staff","travel-user"]}`, want: "a@example.com"},
+		{name: "exists: an empty array does not", spec: Spec{Candidates: []Candidate{{Path: "mail", When: &When{Path: "employeeType", Exists: ptr(true)}}}}, doc: `{"mail":"a@example.com","employeeType":[]}`, wantErr: ErrNoEmail},
+		{name: "exists: a non-empty array does", spec: Spec{Candidates: []Candidate{{Path: "mail", When: &When{Path: "employeeType", Exists: ptr(true)}}}}, doc: `{"mail":"a@example.com","employeeType":["x"]}`, want: "a@example.com"},
+		{name: "exists false: an empty array", spec: Spec{Candidates: []Candidate{{Path: "mail", When: &When{Path: "employeeType", Exists: ptr(false)}}}}, doc: `{"mail":"a@example.com","employeeType":[]}`, want: "a@example.com"},
 		{name: "equals true matches true", spec: Spec{Candidates: []Candidate{{Path: "email", When: &When{Path: "v", Equals: true, HasEquals: true}}}}, doc: `{"email":"a@example.com","v":true}`, want: "a@example.com"},
 		{name: "equals true refuses false", spec: Spec{Candidates: []Candidate{{Path: "email", When: &When{Path: "v", Equals: true, HasEquals: true}}}}, doc: `{"email":"a@example.com","v":false}`, wantErr: ErrNoEmail},
 		{name: "equals true refuses string true", spec: Spec{Candidates: []Candidate{{Path: "email", When: &When{Path: "v", Equals: true, HasEquals: true}}}}, doc: `{"email":"a@example.com","v":"true"}`, wantErr: ErrNoEmail},

@@ -47,27 +47,9 @@ func (e *RedirectError) Error() string {
 func New(cfg configs.Outbound) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 32
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("outbound.ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("outbound.ca_file: no certificate found")
-		}
-		tlsCfg.RootCAs = pool
-	}
-	if cfg.ClientCertFile != "" {
-		cert, err := loadKeyPair(cfg.ClientCertFile, cfg.ClientKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("outbound.client_cert_file: %w", err)
-		}
-		tlsCfg.Certificates = []tls.Certificate{cert}
+	tlsCfg, err := TLSConfig(cfg.CAFile, cfg.ClientCertFile, cfg.ClientKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("outbound.%w", err)
 	}
 	tr.TLSClientConfig = tlsCfg
 	tr.Proxy = http.ProxyFromEnvironment
@@ -120,18 +102,43 @@ func (t refuseRedirects) CloseIdleConnections() {
 	}
 }
 
-// loadKeyPair accepts the key as a path or, when the secret reference put PEM content
-// there (client_key_file: ${file:…}), as PEM itself.
-func loadKeyPair(certFile, key string) (tls.Certificate, error) {
-	certPEM, err := os.ReadFile(certFile)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	keyPEM := []byte(key)
-	if !strings.Contains(key, "-----BEGIN") {
-		if keyPEM, err = os.ReadFile(key); err != nil {
-			return tls.Certificate{}, errors.New("cannot read client_key_file")
+// TLSConfig builds a client TLS configuration (TLS 1.2 or later): the system roots plus
+// the PEM certificates of caFile ("" adds none), and the client certificate of certFile
+// ("" presents none), whose key is a path or, when a ${file:} reference put it there,
+// the PEM itself. Errors start with the key they are about ("ca_file: …") and never
+// carry a key's content. Redis (cache.redis) uses it too.
+func TLSConfig(caFile, certFile, key string) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
 		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file: no PEM certificate in %s", caFile)
+		}
+		c.RootCAs = pool
 	}
-	return tls.X509KeyPair(certPEM, keyPEM)
+	if certFile != "" {
+		certPEM, err := os.ReadFile(certFile)
+		if err != nil {
+			return nil, fmt.Errorf("client_cert_file: %w", err)
+		}
+		keyPEM := []byte(key)
+		if !strings.Contains(key, "-----BEGIN") {
+			if keyPEM, err = os.ReadFile(key); err != nil {
+				return nil, errors.New("client_key_file: cannot read the file")
+			}
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, errors.New("client_cert_file: the certificate and client_key_file do not form a key pair")
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
 }

@@ -27,8 +27,12 @@ var (
 	ErrNotMine = errors.New("token not handled by this provider")
 	// ErrInvalidToken: the provider considered the token and refused it.
 	ErrInvalidToken = errors.New("invalid token")
-	// ErrExpired is wrapped together with ErrInvalidToken when the only fault is time.
+	// ErrExpired is wrapped together with ErrInvalidToken when the token's time is over
+	// (exp passed).
 	ErrExpired = errors.New("token expired")
+	// ErrNotYetValid is wrapped together with ErrInvalidToken when the token's time has not
+	// come (nbf or iat beyond the leeway): usually clock skew, not a stale token.
+	ErrNotYetValid = errors.New("token not yet valid")
 	// ErrUnavailable: the provider could not decide (IdP or directory down, timeout, a
 	// malformed answer). Never treated as acceptance.
 	ErrUnavailable = errors.New("identity backend unavailable")
@@ -109,6 +113,19 @@ type HealthChecker interface {
 type UserinfoSource interface {
 	UserinfoEndpoint(ctx context.Context) (string, error)
 }
+
+// ClientSource is implemented by providers that know which claim of their documents
+// names the client a token was issued to (client_id_claims), so that
+// spotnana.allowed_token_clients reads the same claim as the provider's client_ids.
+type ClientSource interface {
+	TokenClient(doc []byte) (client string, ok bool)
+}
+
+// DefaultClientIDClaims is client_id_claims' default: the claims in which the IdPs of the
+// field name the client a token was issued to, in the order they are read: client_id
+// (RFC 9068, RFC 7662), azp (OIDC Core; Entra v2, Keycloak, Google, Auth0), cid (Okta),
+// appid (Entra v1).
+var DefaultClientIDClaims = []string{"client_id", "azp", "cid", "appid"}
 
 // Instance is one configured provider, ready for the chain once started.
 type Instance struct {

@@ -115,6 +115,13 @@ func TestCORSExchange(t *testing.T) {
 			}
 		})
 	}
+	t.Run("malformed Authorization", func(t *testing.T) {
+		w := send(s, "POST", "/v1/token-exchange", "Origin: "+pageOrigin, "Authorization: Basic YTpi")
+		if w.Code != 400 {
+			t.Fatalf("status %d, want 400", w.Code)
+		}
+		wantCORS(t, w.Header(), pageOrigin)
+	})
 	t.Run("rate limited", func(t *testing.T) {
 		rt := s.Current()
 		rt.limiter = newLimiter(0.001, 1, rt.limiter.now)

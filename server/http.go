@@ -279,6 +279,7 @@ func (s *Server) observeExchange(err error) {
 const (
 	descInvalid      = "the access token is invalid"
 	descExpired      = "the access token has expired"
+	descNotYetValid  = "the access token is not yet valid"
 	descScope        = "the access token lacks a required scope"
 	descNoEmail      = "no email address could be found for this user"
 	descDomain       = "the user's email domain is not allowed"
@@ -330,8 +331,11 @@ func (s *Server) fail(c *gin.Context, req *request, err error) {
 		writeJSONError(c, http.StatusForbidden, "access_denied", descDenied)
 	case errors.Is(err, providers.ErrInvalidToken):
 		desc := descInvalid
-		if errors.Is(err, providers.ErrExpired) {
+		switch {
+		case errors.Is(err, providers.ErrExpired):
 			desc = descExpired
+		case errors.Is(err, providers.ErrNotYetValid):
+			desc = descNotYetValid
 		}
 		c.Header("WWW-Authenticate", `Bearer realm="`+realm+`", error="invalid_token", error_description="`+desc+`"`)
 		writeJSONError(c, http.StatusUnauthorized, "invalid_token", desc)

@@ -143,13 +143,7 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 
 	env.sb = startSandbox(t, "--user-detail-url", bridgeURL+"/v1/user-detail", "--users", "alice@example.com",
 		"--embed-listen", "127.0.0.1:0", "--embed-allowed-origins", env.page.Origin+","+env.stranger.Origin)
-	eventually(t, "the sandbox's embed page line", func() bool {
-		m := regexp.MustCompile(`embed page on (http://\S+)`).FindStringSubmatch(env.sb.logs.String())
-		if m != nil {
-			env.embedURL = m[1]
-		}
-		return m != nil
-	})
+	env.embedURL = embedURLOf(t, env.sb)
 	for _, p := range []*companyPage{env.page, env.stranger, env.unframed} {
 		p.mu.Lock()
 		p.bridgeURL, p.embedURL = bridgeURL, env.embedURL
@@ -162,6 +156,21 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 	addCORS(t, cfg, env.page.Origin, env.unframed.Origin)
 	env.br = startBridgeFile(t, cfg)
 	return env
+}
+
+// embedURLOf waits for the line where `idbridge sandbox --embed-listen` names its
+// iframe page, and returns the page's URL.
+func embedURLOf(t *testing.T, sb *sandboxProc) string {
+	t.Helper()
+	re := regexp.MustCompile(`embed page on (http://\S+)`)
+	var url string
+	eventually(t, "the sandbox's embed page line", func() bool {
+		if m := re.FindStringSubmatch(sb.logs.String()); m != nil {
+			url = m[1]
+		}
+		return url != ""
+	})
+	return url
 }
 
 // stats reads the sandbox iframe's counters.
@@ -269,31 +278,39 @@ func TestBrowserSpotnanaIframe(t *testing.T) {
 		tokens = append(tokens, alice, m["access_token"].(string), m["refresh_token"].(string))
 	})
 
-	t.Run("an expired token yields onError unauthenticated", func(t *testing.T) {
-		before := env.stats(t)
-		expired := mint(t, env.is, map[string]any{"iat": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()})
-		tokens = append(tokens, expired)
-		tab := env.open(t, env.page, expired)
-		e := firstError(t, tab)
-		if e.Code != "unauthenticated" || e.Status != 401 {
-			t.Errorf("onError %+v, want unauthenticated 401", e)
-		}
-		if s := env.stats(t); s.SignedIn != before.SignedIn || s.Responses != before.Responses {
-			t.Errorf("the iframe got tokens: %+v", s)
-		}
-		tabs = append(tabs, tab)
-	})
-
-	t.Run("a user Spotnana does not know yields onError no_profile", func(t *testing.T) {
-		bob := mint(t, env.is, map[string]any{"sub": "u-bob", "email": "bob@example.com"})
-		tokens = append(tokens, bob)
-		tab := env.open(t, env.page, bob)
-		e := firstError(t, tab)
-		if e.Code != "no_profile" || e.Status != 502 || !strings.Contains(e.Detail, "USER_NOT_FOUND") {
-			t.Errorf("onError %+v, want no_profile 502 USER_NOT_FOUND", e)
-		}
-		tabs = append(tabs, tab)
-	})
+	// Refusals by idbridge or Spotnana reach the page as onError, and the iframe gets
+	// nothing.
+	for _, tc := range []struct {
+		name   string
+		claims map[string]any
+		code   string
+		status int
+		detail string // the start of onError's detail
+	}{
+		{"an expired token yields onError unauthenticated",
+			map[string]any{"iat": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()},
+			"unauthenticated", 401, "invalid_token"},
+		{"a user Spotnana does not know yields onError no_profile",
+			map[string]any{"sub": "u-bob", "email": "bob@example.com"}, "no_profile", 502, "USER_NOT_FOUND"},
+		// The mapping trusts an email only when the IdP verified it: no email, 403.
+		{"a user who may not use Spotnana yields onError forbidden",
+			map[string]any{"email_verified": false}, "forbidden", 403, "access_denied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := env.stats(t)
+			tok := mint(t, env.is, tc.claims)
+			tokens = append(tokens, tok)
+			tab := env.open(t, env.page, tok)
+			e := firstError(t, tab)
+			if e.Code != tc.code || e.Status != tc.status || !strings.HasPrefix(e.Detail, tc.detail) {
+				t.Errorf("onError %+v, want %s %d %s…", e, tc.code, tc.status, tc.detail)
+			}
+			if s := env.stats(t); s.SignedIn != before.SignedIn || s.Responses != before.Responses {
+				t.Errorf("the iframe got tokens: before %+v, after %+v", before, s)
+			}
+			tabs = append(tabs, tab)
+		})
+	}
 
 	t.Run("a page on an origin the bridge does not list gets no tokens", func(t *testing.T) {
 		ex := env.exchanges(t)
@@ -351,6 +368,44 @@ func TestBrowserSpotnanaIframe(t *testing.T) {
 		frame.Eventually(t, `document.getElementById("email").textContent === "alice@example.com"`, time.Second)
 		noErrors(t, tab)
 		tabs = append(tabs, tab, frame, foreign)
+	})
+
+	t.Run("an iframe that refuses the tokens yields onError spotnana_error", func(t *testing.T) {
+		// Another Spotnana (a second sandbox, whose issuer signed none of the bridge's
+		// tokens) embedded in the page: its iframe answers TOKEN_EXCHANGE_ERROR.
+		other := startSandbox(t, "--embed-listen", "127.0.0.1:0", "--embed-allowed-origins", env.page.Origin)
+		otherEmbed := embedURLOf(t, other)
+		env.page.mu.Lock()
+		saved := env.page.embedURL
+		env.page.embedURL = otherEmbed
+		env.page.mu.Unlock()
+		defer func() { env.page.mu.Lock(); env.page.embedURL = saved; env.page.mu.Unlock() }()
+		tab := env.open(t, env.page, alice)
+		e := firstError(t, tab)
+		if e.Code != "spotnana_error" || e.Status != 0 || !strings.HasPrefix(e.Detail, "INVALID_TOKEN") {
+			t.Errorf("onError %+v, want spotnana_error 0 INVALID_TOKEN…", e)
+		}
+		frame := tab.Frame(t, otherEmbed, 10*time.Second)
+		frame.Eventually(t, `document.getElementById("title").textContent === "Sign-in failed"`, 10*time.Second)
+		tabs = append(tabs, tab, frame)
+	})
+
+	t.Run("the identity provider down yields onError unavailable", func(t *testing.T) {
+		// A token under a key the bridge has not seen, while the IdP's JWKS is down: the
+		// bridge cannot decide, and answers 503.
+		if _, err := env.is.Rotate("RS256", false); err != nil {
+			t.Fatal(err)
+		}
+		fresh := mint(t, env.is, nil)
+		tokens = append(tokens, fresh)
+		env.is.SetDown(true)
+		defer env.is.SetDown(false)
+		tab := env.open(t, env.page, fresh)
+		e := firstError(t, tab)
+		if e.Code != "unavailable" || e.Status != 503 || !strings.HasPrefix(e.Detail, "temporarily_unavailable") {
+			t.Errorf("onError %+v, want unavailable 503 temporarily_unavailable…", e)
+		}
+		tabs = append(tabs, tab)
 	})
 
 	t.Run("no token in any URL or console", func(t *testing.T) {

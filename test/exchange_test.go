@@ -396,6 +396,9 @@ func TestExchangeFailures(t *testing.T) {
 			t.Fatalf("%d requests reached Spotnana for an unlisted client", n)
 		}
 		wantTokens(t, exchange(t, br, user("carol", nil)))
+		// Okta names the client in cid, Entra v1 in appid (client_id_claims' default).
+		wantTokens(t, exchange(t, br, user("gina", map[string]any{"azp": nil, "cid": "travel-app"})))
+		wantTokens(t, exchange(t, br, user("hank", map[string]any{"azp": nil, "appid": "travel-app"})))
 	})
 
 	t.Run("two 429s, then success after waiting Retry-After", func(t *testing.T) {

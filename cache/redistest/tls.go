@@ -65,16 +65,15 @@ func (f *TLSFiles) clientConfig() *tls.Config {
 	return c
 }
 
-var serial = big.NewInt(time.Now().UnixNano())
-
 func newCert(t testing.TB, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, tmpl *x509.Certificate) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial.Add(serial, big.NewInt(1))
-	tmpl.SerialNumber = new(big.Int).Set(serial)
+	if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62)); err != nil {
+		t.Fatal(err)
+	}
 	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
 	if parent == nil {
 		parent, parentKey = tmpl, key

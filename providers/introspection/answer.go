@@ -207,11 +207,14 @@ func (a *answer) expires() time.Time {
 
 // policy holds the checks that run on every answer, fresh or cached.
 type policy struct {
-	issuer     string
-	audiences  []string
-	clientIDs  []string
+	issuer    string
+	audiences []string
+	clientIDs []string
+	// claimNames are the members parseAnswer collects: the required claims (parallel to
+	// claimWant) and then, from nRequired on, client_id_claims in order.
 	claimNames []string
-	claimWant  []any // string, float64 or bool, parallel to claimNames
+	claimWant  []any // string, float64 or bool
+	nRequired  int
 	scopes     []string
 }
 
@@ -226,8 +229,8 @@ func newPolicy(cfg *Config) (*policy, []string) {
 		scopes:    cfg.RequiredScopes,
 	}
 	var errs []string
-	if len(cfg.RequiredClaims) > maxRequiredClaims {
-		errs = append(errs, fmt.Sprintf("at most %d claims", maxRequiredClaims))
+	if len(cfg.RequiredClaims)+len(cfg.ClientIDClaims) > maxRequiredClaims {
+		errs = append(errs, fmt.Sprintf("at most %d claims, client_id_claims included", maxRequiredClaims))
 		return p, errs
 	}
 	names := make([]string, 0, len(cfg.RequiredClaims))
@@ -244,7 +247,24 @@ func newPolicy(cfg *Config) (*policy, []string) {
 		p.claimNames = append(p.claimNames, name)
 		p.claimWant = append(p.claimWant, want)
 	}
+	p.nRequired = len(p.claimNames)
+	clients := cfg.ClientIDClaims
+	if clients == nil {
+		clients = providers.DefaultClientIDClaims
+	}
+	p.claimNames = append(p.claimNames, clients...)
 	return p, errs
+}
+
+// client returns the answer's client: the first of client_id_claims present, when it is
+// a string.
+func (p *policy) client(a *answer) (string, bool) {
+	for _, v := range a.claims[p.nRequired:] {
+		if v.Exists() {
+			return v.Str, v.Type == gjson.String
+		}
+	}
+	return "", false
 }
 
 func claimValue(v any) (any, bool) {
@@ -271,7 +291,9 @@ func (p *policy) check(a *answer, now time.Time, withScopes bool) error {
 		return fmt.Errorf("introspection: %w: %w", providers.ErrInvalidToken, providers.ErrExpired)
 	}
 	if a.hasNbf && unix < a.nbf {
-		return fmt.Errorf("introspection: %w: not valid yet (nbf)", providers.ErrInvalidToken)
+		ahead := time.Duration((a.nbf - unix) * float64(time.Second)).Round(time.Second)
+		return fmt.Errorf("introspection: %w: %w: nbf is %s ahead of this host's clock; check clock skew",
+			providers.ErrInvalidToken, providers.ErrNotYetValid, ahead)
 	}
 	if p.issuer != "" && a.iss.Str != p.issuer {
 		return fmt.Errorf("introspection: %w: issuer not accepted", providers.ErrInvalidToken)
@@ -279,10 +301,12 @@ func (p *policy) check(a *answer, now time.Time, withScopes bool) error {
 	if len(p.audiences) > 0 && !anyIn(a.aud, p.audiences) {
 		return fmt.Errorf("introspection: %w: audience not accepted", providers.ErrInvalidToken)
 	}
-	if len(p.clientIDs) > 0 && (a.clientID.Type != gjson.String || !slices.Contains(p.clientIDs, a.clientID.Str)) {
-		return fmt.Errorf("introspection: %w: client not accepted", providers.ErrInvalidToken)
+	if len(p.clientIDs) > 0 {
+		if c, ok := p.client(a); !ok || !slices.Contains(p.clientIDs, c) {
+			return fmt.Errorf("introspection: %w: client not accepted", providers.ErrInvalidToken)
+		}
 	}
-	for i, name := range p.claimNames {
+	for i, name := range p.claimNames[:p.nRequired] {
 		if !claimMatches(a.claims[i], p.claimWant[i]) {
 			return fmt.Errorf("introspection: %w: required claim %q does not match", providers.ErrInvalidToken, name)
 		}

@@ -64,8 +64,12 @@ type Config struct {
 	Issuer string `yaml:"issuer"`
 	// Audiences, when set: the answer's aud must contain one of them.
 	Audiences []string `yaml:"audiences"`
-	// ClientIDs, when set: the answer's client_id must be one of them.
+	// ClientIDs, when set: the answer's client must be one of them.
 	ClientIDs []string `yaml:"client_ids"`
+	// ClientIDClaims names the members that carry the client, in order; the first present
+	// is the client, for client_ids and spotnana.allowed_token_clients. Default
+	// [client_id, azp, cid, appid], as for jwt providers.
+	ClientIDClaims []string `yaml:"client_id_claims"`
 	// RequiredClaims: each top-level member must equal its value (string, number or
 	// boolean); when the member is an array, one of its elements must.
 	RequiredClaims map[string]any `yaml:"required_claims"`
@@ -173,6 +177,14 @@ func load(sec *configs.ProviderSection) (*Config, *settings, configs.Errors) {
 	for _, c := range cfg.ClientIDs {
 		if c == "" {
 			add("client_ids", "must not contain an empty client id")
+		}
+	}
+	if cfg.ClientIDClaims != nil && len(cfg.ClientIDClaims) == 0 {
+		add("client_id_claims", "must not be empty (default %v)", providers.DefaultClientIDClaims)
+	}
+	for _, c := range cfg.ClientIDClaims {
+		if c == "" {
+			add("client_id_claims", "must not contain an empty claim name")
 		}
 	}
 	for _, sc := range cfg.RequiredScopes {

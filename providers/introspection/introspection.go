@@ -78,6 +78,7 @@ var (
 	_ providers.Provider      = (*Provider)(nil)
 	_ providers.Policy        = (*Provider)(nil)
 	_ providers.HealthChecker = (*Provider)(nil)
+	_ providers.ClientSource  = (*Provider)(nil)
 	_ providers.Factory       = New
 )
 
@@ -160,6 +161,16 @@ func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
 		return fmt.Errorf("introspection: %w: %w", providers.ErrInvalidToken, err)
 	}
 	return p.s.policy.check(&a, now, true)
+}
+
+// TokenClient returns the client of an answer this provider accepted, read as client_ids
+// reads it (client_id_claims).
+func (p *Provider) TokenClient(doc []byte) (string, bool) {
+	a, err := parseAnswer(doc, p.s.policy.claimNames)
+	if err != nil {
+		return "", false
+	}
+	return p.s.policy.client(&a)
 }
 
 func (p *Provider) considers(token string) bool {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/idbridge/idbridge/configs"
-	"github.com/tidwall/gjson"
+	"github.com/idbridge/idbridge/providers"
 )
 
 // Defaults, per CONTRACT.md.
@@ -35,8 +35,14 @@ type Config struct {
 	JWKSFile string `yaml:"jwks_file"`
 	// Audiences is required and non-empty: aud must contain one of them.
 	Audiences []string `yaml:"audiences"`
-	// ClientIDs, when set, must contain the token's client_id (or azp). Default: any.
+	// ClientIDs, when set, must contain the token's client: the first of ClientIDClaims
+	// present in the token. Default: any.
 	ClientIDs []string `yaml:"client_ids"`
+	// ClientIDClaims names the claims that carry the client, in order; the first present
+	// one is the client, for client_ids and spotnana.allowed_token_clients. Default
+	// [client_id, azp, cid, appid]: RFC 9068/8693 client_id, OIDC azp (Entra v2, Keycloak,
+	// Google, Auth0), Okta's cid, Entra v1's appid.
+	ClientIDClaims []string `yaml:"client_id_claims"`
 	// Types, when set, must contain the header typ, compared case-insensitively with
 	// the "application/" prefix optional (RFC 9068 §2.1). Default: any typ.
 	Types []string `yaml:"types"`
@@ -66,19 +72,23 @@ var allowedAlgs = map[string]keyKind{
 
 // settings is the validated, defaulted form of Config that the hot path reads.
 type settings struct {
-	cfg        Config
-	discovery  bool
-	leeway     time.Duration
-	algs       map[string]keyKind
-	audiences  map[string]struct{}
-	clientIDs  map[string]struct{}
-	types      []string // normalised: lower case, without "application/"
-	claims     []claimMatcher
-	scopes     []string
-	refresh    time.Duration
-	timeout    time.Duration
-	wellKnown  string // discovery document URL
-	issuerNorm string // issuer without a trailing slash, for discovery
+	cfg            Config
+	discovery      bool
+	leeway         time.Duration
+	algs           map[string]keyKind
+	audiences      map[string]struct{}
+	clientIDs      map[string]struct{}
+	clientIDClaims []string // top-level claim names, in order
+	// policyNames are the members CheckPolicy reads in one pass: exp, aud, scope, scp,
+	// then clientIDClaims, then the required claims' names.
+	policyNames []string
+	types       []string // normalised: lower case, without "application/"
+	claims      []claimMatcher
+	scopes      []string
+	refresh     time.Duration
+	timeout     time.Duration
+	wellKnown   string // discovery document URL
+	issuerNorm  string // issuer without a trailing slash, for discovery
 }
 
 // parseConfig decodes and validates sec, reporting every error at once.
@@ -143,6 +153,7 @@ func parseConfig(sec *configs.ProviderSection) (*settings, error) {
 			s.clientIDs[c] = struct{}{}
 		}
 	}
+	s.clientIDClaims, errs = clientClaimPaths(sec, cfg.ClientIDClaims, errs)
 	for _, t := range cfg.Types {
 		if t == "" {
 			errs = append(errs, sec.Errorf("types", "empty type"))
@@ -214,7 +225,30 @@ func parseConfig(sec *configs.ProviderSection) (*settings, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	s.policyNames = append([]string{"exp", "aud", "scope", "scp"}, s.clientIDClaims...)
+	for _, m := range s.claims {
+		s.policyNames = append(s.policyNames, m.name)
+	}
 	return s, nil
+}
+
+// clientClaimPaths validates client_id_claims.
+func clientClaimPaths(sec *configs.ProviderSection, names []string, errs configs.Errors) ([]string, configs.Errors) {
+	if names == nil {
+		names = providers.DefaultClientIDClaims
+	}
+	if len(names) == 0 {
+		errs = append(errs, sec.Errorf("client_id_claims", "must not be empty (default %v)", providers.DefaultClientIDClaims))
+	}
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if n == "" {
+			errs = append(errs, sec.Errorf("client_id_claims", "empty claim name"))
+			continue
+		}
+		out = append(out, n)
+	}
+	return out, errs
 }
 
 // normType folds a typ for comparison: RFC 7515 §4.1.9 makes it case-insensitive and
@@ -227,8 +261,7 @@ func normType(t string) string {
 // claimMatcher compares one claim with its required value. The value is held as
 // canonical JSON so that comparison is type-strict: "5" never equals 5.
 type claimMatcher struct {
-	name string // a literal top-level claim name, not a gjson path
-	path string // name escaped for gjson, so "https://example.com/tid" stays one key
+	name string // a literal top-level claim name, not a gjson path ("https://example.com/tid" is one key)
 	want any    // the value after a JSON round trip: string, float64, bool, nil, []any, map[string]any
 }
 
@@ -241,7 +274,7 @@ func newClaimMatcher(name string, v any) (claimMatcher, error) {
 	if err := json.Unmarshal(b, &want); err != nil {
 		return claimMatcher{}, err
 	}
-	return claimMatcher{name: name, path: gjson.Escape(name), want: want}, nil
+	return claimMatcher{name: name, want: want}, nil
 }
 
 // normYAML turns yaml.v3's map[any]any (from non-string keys) into JSON-encodable maps.

@@ -28,6 +28,15 @@ func (c *clock) Now() time.Time {
 	return c.t
 }
 
+// AdvanceTo moves the clock to t unless it is already past it.
+func (c *clock) AdvanceTo(t time.Time) {
+	c.mu.Lock()
+	if t.After(c.t) {
+		c.t = t
+	}
+	c.mu.Unlock()
+}
+
 func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)

@@ -11,6 +11,8 @@ package jwt
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -34,15 +36,12 @@ const Type = "jwt"
 // maxTokenBytes matches providers.PeekIssuer's bound: a larger token is not ours.
 const maxTokenBytes = 16 << 10
 
-// maxKeylessTries bounds the keys a token without kid is tried against, so that a large
-// key set cannot multiply the cost of a forged token.
-const maxKeylessTries = 4
-
 var (
 	_ providers.Provider       = (*Provider)(nil)
 	_ providers.Policy         = (*Provider)(nil)
 	_ providers.HealthChecker  = (*Provider)(nil)
 	_ providers.UserinfoSource = (*Provider)(nil)
+	_ providers.ClientSource   = (*Provider)(nil)
 )
 
 // Provider verifies JWTs of one issuer. Build it with New.
@@ -52,21 +51,25 @@ type Provider struct {
 	client *http.Client
 	log    *slog.Logger
 	now    func() time.Time
+	sleep  func(context.Context, time.Time) error // waits for the next refresh slot; tests stub it
 
 	keys atomic.Pointer[keySet]     // nil until the first successful load
 	disc atomic.Pointer[discovered] // nil until discovery succeeded once
 
 	// fetchSem serialises key loads (a one-slot semaphore so waiters can give up on
-	// their context); lastOnDemand is guarded by it.
+	// their context); lastOnDemand is guarded by it. fetchSeq counts loads started, so
+	// that a caller can tell a fetch that began after it looked.
 	fetchSem     chan struct{}
 	lastOnDemand time.Time
+	fetchSeq     atomic.Uint64
 
 	stateMu     sync.Mutex
 	lastAttempt time.Time
 	lastOK      time.Time
 	lastErr     error
+	lastSkipped []SkippedKey // of the last set parsed, installed or not
 
-	stats    [4]atomic.Int64 // indexed by resultIndex
+	stats    [5]atomic.Int64 // indexed by resultIndex
 	retryMin time.Duration   // first retry delay after a failed refresh
 
 	stop      context.CancelFunc
@@ -77,24 +80,6 @@ type Provider struct {
 // Registration is the jwt provider type's entry in the registry.
 func Registration() providers.Type { return providers.Type{New: New, Warnings: Warnings} }
 
-// Warnings returns advice about a valid but risky section: a plain-http issuer (its
-// discovery document names the keys) or jwks_uri off loopback lets anyone on the path
-// substitute the keys that decide which tokens are genuine.
-func Warnings(sec *configs.ProviderSection) configs.Errors {
-	var cfg Config
-	if errs := sec.Decode(&cfg); len(errs) > 0 {
-		return nil
-	}
-	var ws configs.Errors
-	if w := providers.PlainHTTPWarning(sec, "issuer", cfg.Issuer, "the discovery document and the keys it names"); w != nil && (cfg.Discovery == nil || *cfg.Discovery) && cfg.JWKSURI == "" && cfg.JWKSFile == "" {
-		ws = append(ws, w)
-	}
-	if w := providers.PlainHTTPWarning(sec, "jwks_uri", cfg.JWKSURI, "the signing keys"); w != nil {
-		ws = append(ws, w)
-	}
-	return ws
-}
-
 // New builds a jwt provider from its config section, without touching the network.
 // Its Instance.Start loads the keys once within timeout and starts the refresher; a
 // failed first load does not fail Start (the IdP may be down while we start): Health
@@ -104,6 +89,14 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 	s, err := parseConfig(sec)
 	if err != nil {
 		return providers.Instance{}, err
+	}
+	// A jwks_file is local: a set it could never use is a configuration error, which
+	// `idbridge check` reports too (reading a file touches no network). A file that
+	// cannot be read yet (mounted later, say) is left to Start and the refresher.
+	if data, err := readFileLimited(s.cfg.JWKSFile); err == nil {
+		if _, err := parseKeySet(data, isPEM(data)); err != nil {
+			return providers.Instance{}, configs.Errors{sec.Errorf("jwks_file", "%v", err)}
+		}
 	}
 	p := newProvider(sec.Name, s, deps)
 	return providers.Instance{
@@ -117,6 +110,44 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 		Fingerprint: sec.Fingerprint,
 		Close:       p.Close,
 	}, nil
+}
+
+// Warnings tells `idbridge check` which keys of a jwks_file would be skipped, and why.
+// Errors are New's to report.
+//
+// It also warns about a plain-http issuer (its discovery document names the keys) or
+// jwks_uri off loopback: anyone on the path could substitute the keys that decide which
+// tokens are genuine.
+func Warnings(sec *configs.ProviderSection) configs.Errors {
+	s, err := parseConfig(sec)
+	if err != nil {
+		return nil
+	}
+	var ws configs.Errors
+	if w := providers.PlainHTTPWarning(sec, "issuer", s.cfg.Issuer, "the discovery document and the keys it names"); w != nil && s.discovery && s.cfg.JWKSURI == "" && s.cfg.JWKSFile == "" {
+		ws = append(ws, w)
+	}
+	if w := providers.PlainHTTPWarning(sec, "jwks_uri", s.cfg.JWKSURI, "the signing keys"); w != nil {
+		ws = append(ws, w)
+	}
+	if s.cfg.JWKSFile == "" {
+		return ws
+	}
+	data, err := readFileLimited(s.cfg.JWKSFile)
+	if err != nil {
+		return ws
+	}
+	ks, err := parseKeySet(data, isPEM(data))
+	if err != nil {
+		return ws
+	}
+	out := ws
+	for _, sk := range ks.skipped {
+		w := sec.Errorf("jwks_file", "key skipped: %s", sk)
+		w.Warning = true
+		out = append(out, w)
+	}
+	return out
 }
 
 func newProvider(name string, s *settings, deps providers.Deps) *Provider {
@@ -138,6 +169,7 @@ func newProvider(name string, s *settings, deps providers.Deps) *Provider {
 	if p.now == nil {
 		p.now = time.Now
 	}
+	p.sleep = p.sleepUntil
 	return p
 }
 
@@ -170,6 +202,7 @@ type tokenError struct {
 	reason      string
 	notMine     bool
 	expired     bool
+	notYetValid bool
 	unavailable bool
 }
 
@@ -181,12 +214,14 @@ func (e *tokenError) Error() string {
 		return "jwt: " + providers.ErrUnavailable.Error() + ": " + e.reason
 	case e.expired:
 		return "jwt: " + providers.ErrExpired.Error() + ": " + e.reason
+	case e.notYetValid:
+		return "jwt: " + providers.ErrNotYetValid.Error() + ": " + e.reason
 	}
 	return "jwt: " + providers.ErrInvalidToken.Error() + ": " + e.reason
 }
 
 // Is makes errors.Is match the sentinel the chain steers by; a time fault matches both
-// ErrExpired and ErrInvalidToken.
+// ErrExpired (or ErrNotYetValid) and ErrInvalidToken.
 func (e *tokenError) Is(target error) bool {
 	switch target {
 	case providers.ErrNotMine:
@@ -195,6 +230,8 @@ func (e *tokenError) Is(target error) bool {
 		return e.unavailable
 	case providers.ErrExpired:
 		return e.expired
+	case providers.ErrNotYetValid:
+		return e.notYetValid
 	case providers.ErrInvalidToken:
 		return !e.notMine && !e.unavailable
 	}
@@ -220,9 +257,8 @@ var (
 	errNoExp         = &tokenError{reason: "exp missing or not a number"}
 	errClaimType     = &tokenError{reason: "nbf or iat not a number"}
 	errExpired       = &tokenError{reason: "exp passed", expired: true}
-	errNotYetValid   = &tokenError{reason: "nbf in the future", expired: true}
-	errIssuedFuture  = &tokenError{reason: "iat in the future", expired: true}
 	errAudience      = &tokenError{reason: "audience not accepted"}
+	errAudType       = &tokenError{reason: "aud is neither a string nor an array of strings"}
 	errClientID      = &tokenError{reason: "client not accepted"}
 	errRequiredClaim = &tokenError{reason: "required claim missing or different"}
 )
@@ -299,13 +335,22 @@ func view(b []byte) string {
 // hasDuplicate reports a repeated top-level member. RFC 7515 §4 and RFC 7519 §4 let a
 // parser reject them; we must, because gjson (used here and by mapping) reads the first
 // occurrence where other JOSE libraries read the last.
-func hasDuplicate(obj string) bool {
+func hasDuplicate(obj string) bool { return members(obj, nil, nil) }
+
+// members reads obj's top-level members in one pass: it reports whether a member is
+// repeated (see hasDuplicate) and sets out[i] to the first value of names[i]. One pass
+// instead of one per claim keeps the verification path cheap.
+func members(obj string, names []string, out []gjson.Result) (dup bool) {
 	var small [32]string
 	seen := small[:0]
 	var big map[string]struct{}
-	dup := false
-	gjson.Parse(obj).ForEach(func(k, _ gjson.Result) bool {
+	gjson.Parse(obj).ForEach(func(k, v gjson.Result) bool {
 		name := k.Str
+		for i, n := range names {
+			if n == name && !out[i].Exists() {
+				out[i] = v
+			}
+		}
 		if big != nil {
 			if _, ok := big[name]; ok {
 				dup = true
@@ -334,6 +379,12 @@ func hasDuplicate(obj string) bool {
 	return dup
 }
 
+// The members Authenticate reads, in the order of their slots.
+var (
+	headerNames = []string{"alg", "kid", "typ", "crit"}
+	claimNames  = []string{"iss", "exp", "nbf", "iat", "aud"}
+)
+
 // Authenticate verifies token. A token that is not JWT-shaped, or whose unverified iss
 // is not our issuer, is ErrNotMine; every other refusal is final.
 func (p *Provider) Authenticate(ctx context.Context, raw string) (providers.Identity, error) {
@@ -341,15 +392,17 @@ func (p *Provider) Authenticate(ctx context.Context, raw string) (providers.Iden
 	if !ok {
 		return providers.Identity{}, errNotJWT
 	}
-	if iss := gjson.Get(t.claims, "iss"); iss.Type != gjson.String || iss.Str != p.s.cfg.Issuer {
+	var cv [5]gjson.Result // claimNames
+	claimsDup := members(t.claims, claimNames, cv[:])
+	if iss := cv[0]; iss.Type != gjson.String || iss.Str != p.s.cfg.Issuer {
 		return providers.Identity{}, errOtherIssuer
 	}
 	// From here on the verdict is final.
-	if hasDuplicate(t.hdr) || hasDuplicate(t.claims) {
+	var hv [4]gjson.Result // headerNames
+	if members(t.hdr, headerNames, hv[:]) || claimsDup {
 		return providers.Identity{}, errDuplicate
 	}
-	algR, kidR := gjson.Get(t.hdr, "alg"), gjson.Get(t.hdr, "kid")
-	typR, critR := gjson.Get(t.hdr, "typ"), gjson.Get(t.hdr, "crit")
+	algR, kidR, typR, critR := hv[0], hv[1], hv[2], hv[3]
 	if algR.Type != gjson.String {
 		return providers.Identity{}, errAlg
 	}
@@ -373,24 +426,25 @@ func (p *Provider) Authenticate(ctx context.Context, raw string) (providers.Iden
 		return providers.Identity{}, errSigEncoding
 	}
 
+	seq := p.fetchSeq.Load() // before the keys: see refreshForKid
 	ks := p.keys.Load()
 	if ks == nil {
-		// Never loaded: try once (rate-limited) before answering 503.
-		p.refreshForKid(ctx, nil)
+		// Never loaded: try once (rate-limited, without waiting) before answering 503.
+		_ = p.refreshForKid(ctx, seq, false)
 		if ks = p.keys.Load(); ks == nil {
 			return providers.Identity{}, errNoKeys
 		}
 	}
-	if err := p.verify(ctx, ks, t.signingInput, t.sig, alg, kidR.Str, kidR.Exists(), kind); err != nil {
+	if err := p.verify(ctx, ks, seq, t.signingInput, t.sig, alg, kidR.Str, kidR.Exists(), kind); err != nil {
 		return providers.Identity{}, err
 	}
 
-	exp, err := p.checkTime(t.claims, p.now())
+	exp, err := p.checkTime(cv[1], cv[2], cv[3], p.now())
 	if err != nil {
 		return providers.Identity{}, err
 	}
-	if aud := gjson.Get(t.claims, "aud"); !p.audienceOK(aud) {
-		return providers.Identity{}, p.mismatch(errAudience, aud, p.s.cfg.Audiences)
+	if err := p.checkAudience(cv[4]); err != nil {
+		return providers.Identity{}, err
 	}
 	return providers.Identity{Document: t.payload, Expires: exp}, nil
 }
@@ -431,31 +485,39 @@ func equalFoldASCII(s, want string) bool {
 
 // verify selects the key and checks the signature. A kid is only a map key: it is never
 // a path, a URL or a query. jku, x5u, x5c and jwk headers are never read.
-func (p *Provider) verify(ctx context.Context, ks *keySet, input, sig []byte, alg, kid string, hasKid bool, kind keyKind) error {
+//
+// A token without kid is tried against every usable key that fits its alg: the set holds
+// at most maxUsableKeys, so that is the bound on what a forged one costs.
+func (p *Provider) verify(ctx context.Context, ks *keySet, seq uint64, input, sig []byte, alg, kid string, hasKid bool, kind keyKind) error {
 	if !hasKid {
-		tried := 0
+		tried := false
 		for _, k := range ks.all {
 			if !k.fits(alg, kind) {
 				continue
 			}
-			if tried++; tried > maxKeylessTries {
-				break
-			}
+			tried = true
 			if jwsbb.Verify(k.pub, alg, input, sig) == nil {
 				return nil
 			}
 		}
-		if tried == 0 {
+		if !tried {
 			return errNoKey
 		}
 		return errSignature
 	}
 	cands := ks.byKid[kid]
 	if len(cands) == 0 {
-		// Perhaps the IdP rotated: one rate-limited refresh, then look again.
-		if p.refreshForKid(ctx, ks) {
-			cands = p.keys.Load().byKid[kid]
+		// Perhaps the IdP rotated: make sure a set fetched after this token arrived is
+		// in place (waiting for the next permitted refresh if need be), then look again.
+		if err := p.refreshForKid(ctx, seq, !p.keysStale()); err != nil {
+			if errors.Is(err, errKidWait) && !p.keysStale() {
+				return errKidWait
+			}
+			if ctx.Err() != nil {
+				return err
+			}
 		}
+		cands = p.keys.Load().byKid[kid]
 		if len(cands) == 0 {
 			if p.keysStale() {
 				// The IdP may have rotated while it is unreachable: we cannot tell a new
@@ -501,56 +563,85 @@ func numericDate(r gjson.Result) (time.Time, bool) {
 }
 
 // checkTime validates exp (required), nbf and iat with leeway, and returns exp.
-func (p *Provider) checkTime(claims string, now time.Time) (time.Time, error) {
-	exp, ok := numericDate(gjson.Get(claims, "exp"))
+func (p *Provider) checkTime(expR, nbfR, iatR gjson.Result, now time.Time) (time.Time, error) {
+	exp, ok := numericDate(expR)
 	if !ok {
 		return time.Time{}, errNoExp
 	}
 	if !now.Before(exp.Add(p.s.leeway)) {
 		return time.Time{}, errExpired
 	}
-	if r := gjson.Get(claims, "nbf"); r.Exists() {
+	if r := nbfR; r.Exists() {
 		nbf, ok := numericDate(r)
 		if !ok {
 			return time.Time{}, errClaimType
 		}
 		if now.Add(p.s.leeway).Before(nbf) {
-			return time.Time{}, errNotYetValid
+			return time.Time{}, notYetValid("nbf", nbf.Sub(now), p.s.leeway)
 		}
 	}
-	if r := gjson.Get(claims, "iat"); r.Exists() {
+	if r := iatR; r.Exists() {
 		iat, ok := numericDate(r)
 		if !ok {
 			return time.Time{}, errClaimType
 		}
 		if now.Add(p.s.leeway).Before(iat) {
-			return time.Time{}, errIssuedFuture
+			return time.Time{}, notYetValid("iat", iat.Sub(now), p.s.leeway)
 		}
 	}
 	return exp, nil
 }
 
-// audienceOK: aud (a string or an array of strings, RFC 7519 §4.1.3) must name one of
-// the configured audiences.
-func (p *Provider) audienceOK(aud gjson.Result) bool {
+// notYetValid refuses a token dated in the future. The usual cause is a clock that is
+// behind the IdP's (or the IdP's ahead), so the log line says by how much.
+func notYetValid(claim string, ahead, leeway time.Duration) error {
+	return &tokenError{notYetValid: true, reason: fmt.Sprintf(
+		"%s is %s ahead of this host's clock (leeway %s); check clock skew",
+		claim, ahead.Round(time.Second), leeway)}
+}
+
+// checkAudience: aud must be a string or an array of strings (RFC 7519 §4.1.3; anything
+// else is malformed, even beside a good member) and name one of the configured audiences.
+// The refusal says what was found, for the log.
+func (p *Provider) checkAudience(aud gjson.Result) error {
+	switch base := audienceFault(aud, p.s.audiences); base {
+	case nil:
+		return nil
+	default:
+		return p.mismatch(base, aud, p.s.cfg.Audiences)
+	}
+}
+
+func audienceFault(aud gjson.Result, want map[string]struct{}) *tokenError {
 	switch {
 	case aud.Type == gjson.String:
-		_, ok := p.s.audiences[aud.Str]
-		return ok
+		if _, ok := want[aud.Str]; ok {
+			return nil
+		}
+		return errAudience
 	case aud.IsArray():
-		found := false
+		found, malformed := false, false
 		aud.ForEach(func(_, v gjson.Result) bool {
-			if v.Type == gjson.String {
-				if _, ok := p.s.audiences[v.Str]; ok {
-					found = true
-					return false
-				}
+			if v.Type != gjson.String {
+				malformed = true
+				return false
+			}
+			if _, ok := want[v.Str]; ok {
+				found = true
 			}
 			return true
 		})
-		return found
+		switch {
+		case malformed:
+			return errAudType
+		case found:
+			return nil
+		}
+		return errAudience
+	case aud.Exists():
+		return errAudType
 	}
-	return false
+	return errAudience
 }
 
 // mismatchError is a refusal that says what the token carried and what the provider

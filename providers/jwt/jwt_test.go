@@ -87,10 +87,10 @@ func TestAuthenticateRejects(t *testing.T) {
 		{name: "expired", want: providers.ErrInvalidToken, expired: true, token: func(t *testing.T, f fixture) string {
 			return mint(t, f.is, claims("exp", unix(f.c, -time.Hour)))
 		}},
-		{name: "not yet valid", want: providers.ErrInvalidToken, expired: true, token: func(t *testing.T, f fixture) string {
+		{name: "not yet valid", want: providers.ErrNotYetValid, reason: "nbf is 1h0m0s ahead", token: func(t *testing.T, f fixture) string {
 			return mint(t, f.is, claims("nbf", unix(f.c, time.Hour)))
 		}},
-		{name: "iat in the future", want: providers.ErrInvalidToken, expired: true, token: func(t *testing.T, f fixture) string {
+		{name: "iat in the future", want: providers.ErrNotYetValid, reason: "iat is", token: func(t *testing.T, f fixture) string {
 			return mint(t, f.is, claims("iat", unix(f.c, time.Hour)))
 		}},
 		{name: "exp missing", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
@@ -167,6 +167,9 @@ func TestAuthenticateRejects(t *testing.T) {
 			_, err := p.Authenticate(bg, tok)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if tc.want == providers.ErrNotYetValid && !errors.Is(err, providers.ErrInvalidToken) {
+				t.Errorf("err %v: not yet valid must be an invalid token too", err)
 			}
 			if tc.want == providers.ErrInvalidToken && errors.Is(err, providers.ErrNotMine) {
 				t.Errorf("err %v must not be ErrNotMine: a jwt verdict is final", err)
@@ -312,6 +315,9 @@ func TestUnknownKidFloodIsRateLimited(t *testing.T) {
 	c := newClock()
 	is := newIssuer(t, c)
 	p := newTestProvider(t, c, baseYAML(is))
+	// The clock only moves when the test says so: a caller that would wait for the next
+	// slot is told "later" at once by its short deadline instead.
+	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(bg, 2*time.Second) }
 	before := is.JWKSFetches()
 	// The signature is never checked for an unknown kid, so the forgeries only swap
 	// the header of one signed token (signing 1000 tokens would dominate the test).
@@ -324,8 +330,12 @@ func TestUnknownKidFloodIsRateLimited(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, tok := range toks {
 		wg.Go(func() {
-			if _, err := p.Authenticate(bg, tok); !errors.Is(err, providers.ErrInvalidToken) {
-				t.Errorf("err = %v, want invalid", err)
+			ctx, cancel := short()
+			defer cancel()
+			// Invalid when a fetch made after it arrived did not have the kid; unavailable
+			// when it arrived after that fetch and its deadline is before the next slot.
+			if _, err := p.Authenticate(ctx, tok); !errors.Is(err, providers.ErrInvalidToken) && !errors.Is(err, providers.ErrUnavailable) {
+				t.Errorf("err = %v, want invalid or unavailable", err)
 			}
 		})
 	}
@@ -334,17 +344,74 @@ func TestUnknownKidFloodIsRateLimited(t *testing.T) {
 		t.Fatalf("1000 unknown kids caused %d JWKS fetches, want at most 1", got)
 	}
 	c.Advance(9 * time.Second)
-	_, _ = p.Authenticate(bg, toks[0])
+	ctx, cancel := short()
+	defer cancel()
+	if _, err := p.Authenticate(ctx, toks[0]); !errors.Is(err, providers.ErrUnavailable) {
+		t.Fatalf("unknown kid 9 s after a refresh, deadline before the next slot: %v, want unavailable", err)
+	}
 	if got := is.JWKSFetches() - before; got > 1 {
 		t.Fatalf("fetch allowed after 9s: %d fetches", got)
 	}
 	c.Advance(time.Second)
-	_, _ = p.Authenticate(bg, toks[1])
+	if _, err := p.Authenticate(ctx, toks[1]); !errors.Is(err, providers.ErrInvalidToken) {
+		t.Fatalf("after 10s: %v, want invalid", err)
+	}
 	if got := is.JWKSFetches() - before; got != 2 {
 		t.Fatalf("after 10s: %d fetches, want 2", got)
 	}
 	if p.Stats().RateLimited == 0 {
 		t.Error("Stats().RateLimited = 0")
+	}
+}
+
+// An emergency rotation (new kid, old key dropped at once) right after a junk kid spent
+// the refresh budget: a token under the new key waits for the next permitted refresh
+// and passes, instead of a 401 for a key the IdP publishes. Waiters join one fetch.
+func TestRotationAfterJunkKidWaitsForNextRefresh(t *testing.T) {
+	c := newClock()
+	is := newIssuer(t, c)
+	p := newTestProvider(t, c, baseYAML(is))
+	var slept atomic.Int64
+	p.sleep = func(ctx context.Context, until time.Time) error {
+		slept.Add(1)
+		time.Sleep(10 * time.Millisecond) // let the other waiters queue
+		c.AdvanceTo(until)
+		return nil
+	}
+	junk := mint(t, is, claims(), jwttest.WithKID("junk"))
+	if _, err := p.Authenticate(bg, junk); !errors.Is(err, providers.ErrInvalidToken) {
+		t.Fatalf("junk kid: %v", err)
+	}
+	before, start := is.JWKSFetches(), c.Now()
+	if _, err := is.Rotate("RS256", true); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		tok := mint(t, is, claims())
+		wg.Go(func() {
+			if _, err := p.Authenticate(bg, tok); err != nil {
+				t.Errorf("token under the rotated key: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if slept.Load() == 0 {
+		t.Error("no caller waited for the next slot")
+	}
+	// One fetch per interval: a caller that looked while a fetch was under way cannot
+	// count on it and waits for the next slot, so a second fetch may come one interval on.
+	if got, slots := is.JWKSFetches()-before, int64(c.Now().Sub(start)/onDemandInterval); got < 1 || got > slots {
+		t.Fatalf("%d JWKS fetches for 20 waiters over %d intervals, want 1 to %d", got, slots, slots)
+	}
+	// A deadline before the next slot: unavailable at once, not invalid.
+	if _, err := is.Rotate("RS256", true); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(bg, time.Second)
+	defer cancel()
+	if _, err := p.Authenticate(ctx, mint(t, is, claims())); !errors.Is(err, providers.ErrUnavailable) {
+		t.Fatalf("deadline before the next slot: %v, want unavailable", err)
 	}
 }
 
@@ -459,6 +526,7 @@ func TestIdPDownAfterStart(t *testing.T) {
 			if _, err := p.Authenticate(bg, rotated); err != nil {
 				t.Fatalf("the rotated key after recovery: %v", err)
 			}
+			c.Advance(onDemandInterval) // the next unknown-kid refresh is permitted
 			if _, err := p.Authenticate(bg, mint(t, is, claims(), jwttest.WithKID("forged"))); !errors.Is(err, providers.ErrInvalidToken) {
 				t.Fatalf("unknown kid with the IdP up: err = %v, want invalid", err)
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/idbridge/idbridge/providers"
@@ -13,26 +14,32 @@ import (
 )
 
 // CheckPolicy runs the authorization checks on an accepted document; the chain calls it
-// on every request, cache hits included, so it reads doc in place with gjson. doc is
-// not retained and must not be modified during the call. Order matters: an invalid token (401) wins over a missing scope
-// (403).
+// on every request, cache hits included, so it reads doc in place, in one pass over its
+// members. doc is not retained and must not be modified during the call. Order matters:
+// an invalid token (401) wins over a missing scope (403).
 func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
-	d := view(doc)
+	var small [16]gjson.Result
+	v := small[:0]
+	if n := len(p.s.policyNames); n <= len(small) {
+		v = small[:n]
+	} else {
+		v = make([]gjson.Result, n)
+	}
+	members(view(doc), p.s.policyNames, v)
+	exp, aud, scope, scp := v[0], v[1], v[2], v[3]
+	clients, claims := v[4:4+len(p.s.clientIDClaims)], v[4+len(p.s.clientIDClaims):]
 	// The cache never keeps a document past exp, but a clock that moved on must not
 	// let one through either.
-	if exp, ok := numericDate(gjson.Get(d, "exp")); !ok {
+	if exp, ok := numericDate(exp); !ok {
 		return errNoExp
 	} else if !now.Before(exp.Add(p.s.leeway)) {
 		return errExpired
 	}
-	if aud := gjson.Get(d, "aud"); !p.audienceOK(aud) {
-		return p.mismatch(errAudience, aud, p.s.cfg.Audiences)
+	if err := p.checkAudience(aud); err != nil {
+		return err
 	}
 	if p.s.clientIDs != nil {
-		client := gjson.Get(d, "client_id")
-		if !client.Exists() {
-			client = gjson.Get(d, "azp")
-		}
+		client := firstPresentResult(clients)
 		if client.Type != gjson.String {
 			return p.mismatch(errClientID, client, p.s.cfg.ClientIDs)
 		}
@@ -41,16 +48,12 @@ func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
 		}
 	}
 	for i := range p.s.claims {
-		if c := &p.s.claims[i]; !c.match(d) {
+		if c := &p.s.claims[i]; !c.match(claims[i]) {
 			want, _ := json.Marshal(c.want)
-			return &mismatchError{tokenError: errRequiredClaim, found: shownClaim(gjson.Get(d, c.path)),
+			return &mismatchError{tokenError: errRequiredClaim, found: shownClaim(claims[i]),
 				expected: c.name + " = " + string(want)}
 		}
 	}
-	if len(p.s.scopes) == 0 {
-		return nil
-	}
-	scope, scp := gjson.Get(d, "scope"), gjson.Get(d, "scp")
 	for _, want := range p.s.scopes {
 		if !hasScope(scope, scp, want) {
 			return &providers.ScopeError{Required: p.s.scopes}
@@ -59,27 +62,60 @@ func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
 	return nil
 }
 
-// hasScope looks for want in scope (a space-separated string, RFC 8693 §4.2) or scp (a
-// string or an array, as Azure AD and Okta issue it).
+// TokenClient returns the client the token in doc was issued to: the first claim of
+// client_id_claims present in doc, when it is a string.
+func (p *Provider) TokenClient(doc []byte) (string, bool) {
+	v := make([]gjson.Result, len(p.s.clientIDClaims))
+	members(view(doc), p.s.clientIDClaims, v)
+	c, ok := firstPresent(v)
+	return strings.Clone(c), ok
+}
+
+// firstPresent is the first value that exists, when it is a string.
+func firstPresent(vs []gjson.Result) (string, bool) {
+	r := firstPresentResult(vs)
+	return r.Str, r.Type == gjson.String
+}
+
+// firstPresentResult is the first value that exists; a zero Result when none does.
+func firstPresentResult(vs []gjson.Result) gjson.Result {
+	for _, r := range vs {
+		if r.Exists() {
+			return r
+		}
+	}
+	return gjson.Result{}
+}
+
+// hasScope looks for want in scope (a space-separated string, RFC 8693 §4.2, or an array,
+// as PingFederate issues it) or scp (a string or an array, as Entra ID and Okta issue it).
 func hasScope(scope, scp gjson.Result, want string) bool {
 	if scope.Type == gjson.String && inSpaceList(scope.Str, want) {
+		return true
+	}
+	if scope.IsArray() && inArray(scope, want) {
+		// PingFederate's JWT access tokens write scope as an array.
 		return true
 	}
 	switch {
 	case scp.Type == gjson.String:
 		return inSpaceList(scp.Str, want)
 	case scp.IsArray():
-		found := false
-		scp.ForEach(func(_, v gjson.Result) bool {
-			if v.Type == gjson.String && v.Str == want {
-				found = true
-				return false
-			}
-			return true
-		})
-		return found
+		return inArray(scp, want)
 	}
 	return false
+}
+
+func inArray(arr gjson.Result, want string) bool {
+	found := false
+	arr.ForEach(func(_, v gjson.Result) bool {
+		if v.Type == gjson.String && v.Str == want {
+			found = true
+			return false
+		}
+		return true
+	})
+	return found
 }
 
 func inSpaceList(list, want string) bool {
@@ -99,9 +135,8 @@ func inSpaceList(list, want string) bool {
 	return false
 }
 
-// match compares the claim with its required value, type-strictly.
-func (m *claimMatcher) match(doc string) bool {
-	v := gjson.Get(doc, m.path)
+// match compares the claim's value v with its required value, type-strictly.
+func (m *claimMatcher) match(v gjson.Result) bool {
 	if !v.Exists() {
 		return false
 	}
@@ -129,16 +164,29 @@ func (m *claimMatcher) match(doc string) bool {
 func (p *Provider) Health(ctx context.Context) providers.Health {
 	ready := p.keys.Load() != nil
 	p.stateMu.Lock()
-	lastErr, lastOK := p.lastErr, p.lastOK
+	lastErr, lastOK, skipped := p.lastErr, p.lastOK, p.lastSkipped
 	p.stateMu.Unlock()
 	h := providers.Health{Ready: ready, OK: ready && lastErr == nil}
 	switch {
+	case !ready && lastErr != nil:
+		h.Detail = "keys never loaded: " + lastErr.Error()
 	case !ready:
 		h.Detail = "keys never loaded"
 	case lastErr != nil:
-		h.Detail = fmt.Sprintf("key refresh failing; serving keys loaded %s", lastOK.UTC().Format(time.RFC3339))
+		h.Detail = fmt.Sprintf("key refresh failing (%v); serving keys loaded %s", lastErr, lastOK.UTC().Format(time.RFC3339))
+	case len(skipped) > 0:
+		ks := keySet{skipped: skipped}
+		h.Detail = fmt.Sprintf("%d unusable keys skipped: %s", len(skipped), ks.skipSummary(maxReportedSkips))
 	}
 	return h
+}
+
+// SkippedKeys returns the keys of the last key set loaded that this provider cannot use,
+// with their reasons (also logged once per load and shown in /readyz).
+func (p *Provider) SkippedKeys() []SkippedKey {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	return append([]SkippedKey(nil), p.lastSkipped...)
 }
 
 // UserinfoEndpoint returns the userinfo_endpoint of the discovery document, fetching the
@@ -160,12 +208,13 @@ func (p *Provider) UserinfoEndpoint(ctx context.Context) (string, error) {
 	return d.userinfo, nil
 }
 
-// Stats counts key loads by result, for metrics.
+// Stats counts key loads by result, for metrics, and describes the last set loaded.
 type Stats struct {
 	OK          int64 // a new key set was installed
 	Error       int64 // the IdP or file could not be read
 	Invalid     int64 // the answer did not parse or held no usable key
-	RateLimited int64 // an unknown-kid refresh refused by the 10 s limit
+	RateLimited int64 // an unknown-kid refresh deferred by the 10 s limit
+	Skipped     int64 // unusable keys skipped, summed over every load
 }
 
 // Counters implements providers.Counters: key loads by result, for the metrics
@@ -178,6 +227,8 @@ func (p *Provider) Counters() []providers.Counter {
 		{Name: name, Help: help, Result: ResultError, Value: st.Error},
 		{Name: name, Help: help, Result: ResultInvalid, Value: st.Invalid},
 		{Name: name, Help: help, Result: ResultRateLimited, Value: st.RateLimited},
+		{Name: "jwks_keys_skipped", Help: "Keys of a loaded JWKS that a jwt provider cannot use and skipped, counted once per load (each is logged with its kid and reason).",
+			Result: "skipped", Value: st.Skipped},
 	}
 }
 
@@ -188,6 +239,7 @@ func (p *Provider) Stats() Stats {
 		Error:       p.stats[1].Load(),
 		Invalid:     p.stats[2].Load(),
 		RateLimited: p.stats[3].Load(),
+		Skipped:     p.stats[4].Load(),
 	}
 }
 

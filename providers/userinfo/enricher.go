@@ -20,8 +20,14 @@ type Enricher struct {
 	source      providers.UserinfoSource // discovery, when endpoint is ""
 	into        string
 	whenMissing string // "" = always call
+	subject     string // gjson-escaped document claim that must equal the answer's sub
+	subjectName string // as configured, for errors
 	fetcher     *fetcher
 }
+
+// DefaultSubjectClaim is subject_claim's default: OIDC Core §5.3.2 compares the answer's
+// sub with the ID token's sub.
+const DefaultSubjectClaim = "sub"
 
 var _ providers.Enricher = (*Enricher)(nil)
 
@@ -33,6 +39,10 @@ type StepConfig struct {
 	Into string `yaml:"into,omitempty"`
 	// WhenMissing: call only when this gjson path is absent; default email; "" = always.
 	WhenMissing *string `yaml:"when_missing,omitempty"`
+	// SubjectClaim names the document claim that must equal the answer's sub (OIDC Core
+	// §5.3.2); default sub. Okta access tokens carry the login in sub and the user id,
+	// which Okta's userinfo answers as sub, in uid.
+	SubjectClaim string `yaml:"subject_claim,omitempty"`
 }
 
 // NewEnricher builds the userinfo step from its section. Without an endpoint, p must
@@ -53,6 +63,11 @@ func NewEnricher(step *configs.Section, owner *configs.ProviderSection, p provid
 	if e.into == "" {
 		e.into = DefaultInto
 	}
+	e.subjectName = u.SubjectClaim
+	if e.subjectName == "" {
+		e.subjectName = DefaultSubjectClaim
+	}
+	e.subject = gjson.Escape(e.subjectName)
 	if u.WhenMissing != nil {
 		e.whenMissing = *u.WhenMissing
 	}
@@ -81,8 +96,10 @@ func (e *Enricher) Into() string { return e.into }
 
 // Enrich adds the userinfo answer under Into, unless WhenMissing is already in doc.
 //
-// OIDC Core §5.3.2: when both carry sub and they differ, the answer is about someone
-// else and must not be used: ErrAccessDenied.
+// OIDC Core §5.3.2: the answer's sub must equal the document's subject claim (sub, or
+// subject_claim: Okta's access tokens carry the login in sub and the user id, which
+// userinfo answers as sub, in uid). When they differ, or either is missing or not a
+// string, the answer may be about someone else and none of it is used: ErrAccessDenied.
 func (e *Enricher) Enrich(ctx context.Context, token string, doc []byte) ([]byte, error) {
 	if e.whenMissing != "" && gjson.GetBytes(doc, e.whenMissing).Exists() {
 		return doc, nil
@@ -102,13 +119,13 @@ func (e *Enricher) Enrich(ctx context.Context, token string, doc []byte) ([]byte
 	if err != nil {
 		return nil, err
 	}
-	// OIDC Core §5.3.2: the answer's sub must be present and equal the token's, or the
-	// answer describes someone else and none of it may be used.
-	if docSub := gjson.GetBytes(doc, "sub"); docSub.Exists() {
-		ansSub := gjson.GetBytes(answer, "sub")
-		if ansSub.Type != gjson.String || docSub.Type != gjson.String || ansSub.Str != docSub.Str {
-			return nil, fmt.Errorf("userinfo: %w: the answer's sub is missing or differs from the token's", providers.ErrAccessDenied)
-		}
+	docSub := gjson.GetBytes(doc, e.subject)
+	if docSub.Type != gjson.String || docSub.Str == "" {
+		return nil, fmt.Errorf("userinfo: %w: the document has no string %s to compare with the answer's sub (subject_claim)", providers.ErrAccessDenied, e.subjectName)
+	}
+	ansSub := gjson.GetBytes(answer, "sub")
+	if ansSub.Type != gjson.String || ansSub.Str != docSub.Str {
+		return nil, fmt.Errorf("userinfo: %w: the answer's sub is missing or differs from the document's %s", providers.ErrAccessDenied, e.subjectName)
 	}
 	return merge(doc, e.into, answer)
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -48,6 +50,30 @@ func TestBrowser(t *testing.T) {
 	for _, want := range []string{outer.URL + "/page", "/frame?x=1"} {
 		if !strings.Contains(urls, want) {
 			t.Errorf("the proxy did not record %s:\n%s", want, urls)
+		}
+	}
+}
+
+// TestMissingChromium: without a browser a test skips, unless IDBRIDGE_REQUIRE_SERVERS=1
+// (CI), where it fails. The test binary runs itself with a browser that does not exist.
+func TestMissingChromium(t *testing.T) {
+	if os.Getenv("BROWSERTEST_CHILD") == "1" {
+		Start(t)
+		return
+	}
+	for _, tc := range []struct {
+		require string
+		fail    bool
+		says    string
+	}{
+		{"", false, "--- SKIP: TestMissingChromium"},
+		{"1", true, "a missing server is a failure"},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestMissingChromium$", "-test.v")
+		cmd.Env = append(os.Environ(), "BROWSERTEST_CHILD=1", ChromiumEnv+"=/nonexistent/chromium", RequireEnv+"="+tc.require)
+		out, err := cmd.CombinedOutput()
+		if (err != nil) != tc.fail || !strings.Contains(string(out), tc.says) {
+			t.Errorf("%s=%q: err %v, want failure %v, output lacking %q?\n%s", RequireEnv, tc.require, err, tc.fail, tc.says, out)
 		}
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/idbridge/idbridge/mapping"
 	"github.com/idbridge/idbridge/outbound"
 	"github.com/idbridge/idbridge/providers"
+	"github.com/idbridge/idbridge/spotnana"
 )
 
 // Plan is a parsed configuration: every part built, nothing started.
@@ -82,7 +83,11 @@ func Load(cfg *configs.Config, reg providers.Registry, logger *slog.Logger) (*Pl
 	if cfg.Cache.Backend == "redis" && !cfg.Reported("cache.redis") && !cfg.Unresolved("cache.redis") {
 		// The cache package reads its TLS files; check reports what it would refuse.
 		if _, err := cache.RedisTLS(cfg.Cache.Redis); err != nil {
-			errs = append(errs, &configs.Error{File: cfg.File, Line: 1, Path: "cache.redis", Msg: err.Error()})
+			path, msg := "cache.redis", err.Error()
+			if fe := (*outbound.FileError)(nil); errors.As(err, &fe) {
+				path, msg = path+"."+fe.Key, fe.Err.Error()
+			}
+			errs = append(errs, &configs.Error{File: cfg.File, Line: max(cfg.Cache.Redis.Line, 1), Path: path, Msg: msg})
 		}
 	}
 
@@ -125,6 +130,12 @@ func Load(cfg *configs.Config, reg providers.Registry, logger *slog.Logger) (*Pl
 			errs = append(errs, &configs.Error{File: cfg.File, Line: cfg.Spotnana.Line, Path: "spotnana", Msg: err.Error()})
 		}
 		p.exchange = x
+		if cfg.Spotnana.Mode == "assertion" {
+			for _, f := range spotnana.LooseKeyFiles(cfg.Spotnana.Assertion.KeysDir) {
+				errs = append(errs, &configs.Error{File: cfg.File, Line: cfg.Spotnana.Line, Path: "spotnana.assertion.keys_dir", Warning: true,
+					Msg: "private key " + f + " is readable by group or others; make it 0400 or 0600 (Kubernetes: defaultMode: 0400)"})
+			}
+		}
 	}
 	// An error from any part may quote a value a reference brought in: show the
 	// reference instead.

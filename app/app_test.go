@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -181,3 +182,5 @@ func TestRegistrySecretKeys(t *testing.T) {
 		t.Errorf("errors: %s", got)
 	}
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

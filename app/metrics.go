@@ -31,6 +31,7 @@ type metrics struct {
 	cacheResults    *prometheus.CounterVec
 	exchanges       *prometheus.CounterVec
 	reloads         *prometheus.CounterVec
+	connsRefused    *prometheus.CounterVec
 
 	// Children already looked up, per label set: WithLabelValues hashes and locks on
 	// every call, and these run several times per request.
@@ -95,6 +96,10 @@ func newMetrics(version string) *metrics {
 		Name: "idbridge_config_reloads_total",
 		Help: "Configuration reloads (SIGHUP) by result: ok, or error when the old config keeps serving.",
 	}, []string{"result"})
+	m.connsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idbridge_connections_refused_total",
+		Help: "API connections closed on accept for being over server.max_connections (reason total) or max_connections_per_client (reason per_client).",
+	}, []string{"reason"})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "idbridge_build_info",
 		Help: "Always 1; the labels carry the build's version and Go version.",
@@ -104,7 +109,7 @@ func newMetrics(version string) *metrics {
 
 	m.reg.MustRegister(
 		m.requests, m.requestDuration, m.providerResults, m.providerLatency,
-		m.cacheResults, m.exchanges, m.reloads, buildInfo, m.counters, &poolCollector{m: m},
+		m.cacheResults, m.exchanges, m.reloads, m.connsRefused, buildInfo, m.counters, &poolCollector{m: m},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -112,6 +117,8 @@ func newMetrics(version string) *metrics {
 	// before the first reload.
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("error")
+	m.connsRefused.WithLabelValues(server.ConnRefusedTotal)
+	m.connsRefused.WithLabelValues(server.ConnRefusedPerClient)
 	return m
 }
 
@@ -153,6 +160,9 @@ type providerChild struct {
 
 // Exchange implements server.RequestObserver.
 func (m *metrics) Exchange(outcome string) { m.exchanges.WithLabelValues(outcome).Inc() }
+
+// ConnRefused counts an API connection refused for reason (server.Options.ConnRefused).
+func (m *metrics) ConnRefused(reason string) { m.connsRefused.WithLabelValues(reason).Inc() }
 
 // ProviderOutcome implements providers.Observer. The chain reports a zero duration for
 // an answer from the cache: observing it would drown the providers' real latency.

@@ -66,7 +66,7 @@ func (p *Process) Close() error { return p.cache.Close() }
 
 // Options are the server options that survive reloads.
 func (p *Process) Options(logger *slog.Logger) server.Options {
-	return server.Options{Logger: logger, Metrics: p.metrics.Handler(), Observer: p.metrics}
+	return server.Options{Logger: logger, Metrics: p.metrics.Handler(), Observer: p.metrics, ConnRefused: p.metrics.ConnRefused}
 }
 
 // Runtime starts plan (see Plan.Start) and assembles the runtime that serves it: the

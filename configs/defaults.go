@@ -13,8 +13,14 @@ const (
 	DefaultRequestTimeout    = 15 * time.Second
 	DefaultShutdownTimeout   = 20 * time.Second
 	DefaultMaxHeaderBytes    = 16384
-	DefaultSubjectTokenType  = "urn:ietf:params:oauth:token-type:access_token"
-	DefaultJWKSPath          = "/.well-known/jwks.json"
+	DefaultIdleTimeout       = 60 * time.Second
+	// Spotnana's calls come from a few egress addresses over keep-alive connections, and
+	// a proxy in front pools a few hundred at most: 256 per address and 2048 in all leave
+	// room for both while one client can no longer hold every descriptor.
+	DefaultMaxConnections          = 2048
+	DefaultMaxConnectionsPerClient = 256
+	DefaultSubjectTokenType        = "urn:ietf:params:oauth:token-type:access_token"
+	DefaultJWKSPath                = "/.well-known/jwks.json"
 )
 
 // setDefaults fills every key left out (or left zero) with its default. It runs after
@@ -33,6 +39,9 @@ func setDefaults(c *Config) {
 	setDur(&s.RequestTimeout, DefaultRequestTimeout)
 	setDur(&s.ShutdownTimeout, DefaultShutdownTimeout)
 	setInt(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setDur(&s.IdleTimeout, DefaultIdleTimeout)
+	setInt(&s.MaxConnections, DefaultMaxConnections)
+	setInt(&s.MaxConnectionsPerClient, DefaultMaxConnectionsPerClient)
 
 	setStr(&c.Log.Level, "info")
 	setStr(&c.Log.Format, "json")

@@ -18,7 +18,7 @@ import (
 // Parse. A secret key may take ${file:}, and its value never appears in an error
 // message. A key is secret wherever it appears: a name is never secret in one section
 // and shown in another.
-var sharedSecretKeys = []string{"client_key_file", "password", "client_secret", "encryption_key"}
+var sharedSecretKeys = []string{"client_key_file", "password", "client_secret", "encryption_key", "admin_token"}
 
 // secretSet is the set of secret key names in force for one file.
 type secretSet map[string]bool

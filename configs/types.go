@@ -50,10 +50,16 @@ type Server struct {
 	RequestTimeout    time.Duration `yaml:"request_timeout"`     // default 15s
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`    // default 20s
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`    // default 16384
-	TrustedProxies    []string      `yaml:"trusted_proxies"`     // default none
-	AllowedClients    []string      `yaml:"allowed_clients"`     // default any (user-detail only)
-	RateLimit         RateLimit     `yaml:"rate_limit"`          // default off
-	CORS              CORS          `yaml:"cors"`                // default: no origin
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // default 60s; both listeners
+	// MaxConnections bounds the API listener's open connections, in total and per
+	// client address (the TCP peer: behind a proxy, the proxy).
+	MaxConnections          int       `yaml:"max_connections"`            // default 2048
+	MaxConnectionsPerClient int       `yaml:"max_connections_per_client"` // default 256
+	AdminToken              string    `yaml:"admin_token"`                // secret; default "": no token
+	TrustedProxies          []string  `yaml:"trusted_proxies"`            // default none
+	AllowedClients          []string  `yaml:"allowed_clients"`            // default any (user-detail only)
+	RateLimit               RateLimit `yaml:"rate_limit"`                 // default off
+	CORS                    CORS      `yaml:"cors"`                       // default: no origin
 	// Playground serves the mapping playground at GET /playground on the admin listener.
 	// Default: on while admin_listen is a loopback address, off otherwise.
 	Playground *bool `yaml:"playground"`
@@ -107,6 +113,7 @@ type Cache struct {
 // Redis), sentinel (a primary and its replicas watched by Redis Sentinel) or cluster
 // (Redis Cluster, which managed services in cluster mode also are).
 type Redis struct {
+	Line           int            `yaml:"-"`
 	Addr           string         `yaml:"addr"`             // default 127.0.0.1:6379 when neither sentinel nor cluster is given
 	Sentinel       *RedisSentinel `yaml:"sentinel"`         // default none
 	Cluster        *RedisCluster  `yaml:"cluster"`          // default none

@@ -106,6 +106,16 @@ func (v *validator) server(s *Server) {
 	if s.MaxHeaderBytes < 0 {
 		v.errf("server.max_header_bytes", "must not be negative")
 	}
+	v.nonNegative("server.idle_timeout", s.IdleTimeout)
+	if s.MaxConnections < 0 {
+		v.errf("server.max_connections", "must not be negative")
+	}
+	if s.MaxConnectionsPerClient < 0 {
+		v.errf("server.max_connections_per_client", "must not be negative")
+	}
+	if s.AdminToken != "" && len(s.AdminToken) < 16 {
+		v.errf("server.admin_token", "must be at least 16 characters (a random secret, e.g. openssl rand -hex 32)")
+	}
 	for i, p := range s.TrustedProxies {
 		path := fmt.Sprintf("server.trusted_proxies[%d]", i)
 		if _, err := netip.ParseAddr(p); err == nil {

@@ -102,41 +102,50 @@ func (t refuseRedirects) CloseIdleConnections() {
 	}
 }
 
+// FileError says which key's file could not be used: "ca_file", "client_cert_file" or
+// "client_key_file". Err never carries a key's content.
+type FileError struct {
+	Key string
+	Err error
+}
+
+func (e *FileError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
+
 // TLSConfig builds a client TLS configuration (TLS 1.2 or later): the system roots plus
 // the PEM certificates of caFile ("" adds none), and the client certificate of certFile
 // ("" presents none), whose key is a path or, when a ${file:} reference put it there,
-// the PEM itself. Errors start with the key they are about ("ca_file: …") and never
-// carry a key's content. Redis (cache.redis) uses it too.
+// the PEM itself. Errors are *FileError, naming the key they are about. Redis (cache.redis) uses it too.
 func TLSConfig(caFile, certFile, key string) (*tls.Config, error) {
 	c := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
+			return nil, &FileError{"ca_file", err}
 		}
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file: no PEM certificate in %s", caFile)
+			return nil, &FileError{"ca_file", fmt.Errorf("no PEM certificate in %s", caFile)}
 		}
 		c.RootCAs = pool
 	}
 	if certFile != "" {
 		certPEM, err := os.ReadFile(certFile)
 		if err != nil {
-			return nil, fmt.Errorf("client_cert_file: %w", err)
+			return nil, &FileError{"client_cert_file", err}
 		}
 		keyPEM := []byte(key)
 		if !strings.Contains(key, "-----BEGIN") {
 			if keyPEM, err = os.ReadFile(key); err != nil {
-				return nil, errors.New("client_key_file: cannot read the file")
+				return nil, &FileError{"client_key_file", errors.New("cannot read the file")}
 			}
 		}
 		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
-			return nil, errors.New("client_cert_file: the certificate and client_key_file do not form a key pair")
+			return nil, &FileError{"client_cert_file", errors.New("the certificate and client_key_file do not form a key pair")}
 		}
 		c.Certificates = []tls.Certificate{cert}
 	}

@@ -23,6 +23,8 @@ const (
 	OutcomeInvalid     = "invalid"
 	OutcomeUnavailable = "unavailable"
 	OutcomeDenied      = "denied"
+	// OutcomeError: an error no sentinel explains (a bug).
+	OutcomeError = "error"
 )
 
 // Observer receives what the chain does, for metrics. Implementations must be cheap and
@@ -159,13 +161,13 @@ func (ch *Chain) Resolve(ctx context.Context, token string, sum [32]byte) (Resul
 			return res, err
 		}
 		ch.observe(in.Name, outcomeOf(err), ch.now().Sub(start))
-		switch {
-		case errors.Is(err, ErrNotMine):
-		case errors.Is(err, ErrUnavailable):
+		switch Classify(err) {
+		case NotMine:
+		case Unavailable:
 			unavailable = err
-		case errors.Is(err, ErrAccessDenied):
+		case Denied, InsufficientScope:
 			return Result{}, err
-		case errors.Is(err, ErrInvalidToken):
+		case Invalid:
 			if in.Final {
 				return Result{}, err
 			}
@@ -271,18 +273,11 @@ func (ch *Chain) observeCache(k cache.Kind, hit bool) {
 	}
 }
 
+// outcomeOf is the metrics label of a provider's verdict (see Classify). An error no
+// sentinel explains counts as unavailable: the provider could not decide.
 func outcomeOf(err error) string {
-	switch {
-	case err == nil:
-		return OutcomeAccepted
-	case errors.Is(err, ErrNotMine):
-		return OutcomeNotMine
-	case errors.Is(err, ErrUnavailable):
-		return OutcomeUnavailable
-	case errors.Is(err, ErrAccessDenied), errors.Is(err, ErrInsufficientScope):
-		return OutcomeDenied
-	case errors.Is(err, ErrInvalidToken):
-		return OutcomeInvalid
+	if c := Classify(err); c != Internal {
+		return c.Outcome()
 	}
 	return OutcomeUnavailable
 }

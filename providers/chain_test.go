@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/idbridge/idbridge/cache"
@@ -247,24 +248,30 @@ func (b *blocking) Authenticate(ctx context.Context, token string) (Identity, er
 }
 
 func TestChainSharedCallSurvivesFirstCallerLeaving(t *testing.T) {
-	p := &blocking{release: make(chan struct{})}
-	ch := NewChain([]*Instance{{Name: "p", Provider: p, CacheTTL: time.Minute}}, cache.NewMemory(100, nil), nil, nil)
-	first, cancel := context.WithCancel(context.Background())
-	errA := make(chan error, 1)
-	go func() { _, err := ch.Resolve(first, "tok", TokenSum("tok")); errA <- err }()
-	for p.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	errB := make(chan error, 1)
-	go func() { _, err := ch.Resolve(context.Background(), "tok", TokenSum("tok")); errB <- err }()
-	// Give B time to join the shared call before A leaves; were B late, it would make
-	// its own call and pass without exercising the bug, never fail spuriously.
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	time.Sleep(20 * time.Millisecond)
-	close(p.release)
-	if err := <-errB; err != nil {
-		t.Fatalf("the second caller failed because the first one left: %v", err)
-	}
-	<-errA
+	// In a synctest bubble, Wait returns once every goroutine is blocked: no sleeps, and
+	// no chance that B is late and the test passes without exercising the bug.
+	synctest.Test(t, func(t *testing.T) {
+		p := &blocking{release: make(chan struct{})}
+		ch := NewChain([]*Instance{{Name: "p", Provider: p, CacheTTL: time.Minute}}, cache.NewMemory(100, nil), nil, nil)
+		first, cancel := context.WithCancel(context.Background())
+		errA := make(chan error, 1)
+		go func() { _, err := ch.Resolve(first, "tok", TokenSum("tok")); errA <- err }()
+		synctest.Wait() // A is in the provider
+		if p.calls.Load() != 1 {
+			t.Fatalf("calls = %d", p.calls.Load())
+		}
+		errB := make(chan error, 1)
+		go func() { _, err := ch.Resolve(context.Background(), "tok", TokenSum("tok")); errB <- err }()
+		synctest.Wait() // B waits on A's shared call
+		cancel()
+		synctest.Wait() // A has left
+		close(p.release)
+		if err := <-errB; err != nil {
+			t.Fatalf("the second caller failed because the first one left: %v", err)
+		}
+		<-errA
+		if n := p.calls.Load(); n != 1 {
+			t.Errorf("calls = %d, want 1 (B joined A's call)", n)
+		}
+	})
 }

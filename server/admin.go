@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -20,7 +23,7 @@ import (
 // reload. It is never rate limited.
 func (s *Server) AdminHandler() http.Handler {
 	e := gin.New()
-	e.Use(s.recovery)
+	e.Use(s.recovery, s.adminGuard)
 	e.GET("/healthz", func(c *gin.Context) {
 		c.Header("Cache-Control", "no-store")
 		c.Data(http.StatusOK, "application/json", []byte(`{"status":"ok"}`+"\n"))
@@ -41,15 +44,6 @@ func (s *Server) AdminHandler() http.Handler {
 		s.log.Info("cache purged", "provider", provider, "entries", n)
 		c.JSON(http.StatusOK, gin.H{"purged": n, "provider": provider})
 	})
-	if s.opts.Reload != nil {
-		e.POST("/admin/reload", func(c *gin.Context) {
-			if err := s.opts.Reload(); err != nil {
-				c.JSON(http.StatusUnprocessableEntity, gin.H{"error": "invalid_config", "error_description": err.Error()})
-				return
-			}
-			c.JSON(http.StatusOK, gin.H{"reloaded": true})
-		})
-	}
 	if s.opts.Playground != nil {
 		po := *s.opts.Playground
 		po.Resolve = s.resolveForPlayground
@@ -148,3 +142,61 @@ func (v *verdicts) ProviderOutcome(provider, outcome string, _ time.Duration) {
 }
 
 func (v *verdicts) CacheResult(cache.Kind, bool) {}
+
+// adminGuard protects every admin route but the probes (/healthz, /readyz, which the
+// kubelet calls without credentials and which change nothing):
+//
+//   - a state-changing request (any method but GET, HEAD, OPTIONS) that carries a
+//     browser's cross-site signals is refused 403: an Origin other than the listener's
+//     own, or Sec-Fetch-Site other than same-origin or none. Otherwise any web page an
+//     operator opens could POST /admin/cache/purge to a loopback listener;
+//   - with server.admin_token set, the request must carry it as a bearer (RFC 6750),
+//     compared in constant time; 401 otherwise.
+func (s *Server) adminGuard(c *gin.Context) {
+	r := c.Request
+	if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		c.Next()
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions && crossSite(r) {
+		origin := r.Header.Get("Origin")
+		if len(origin) > 100 {
+			origin = origin[:100]
+		}
+		s.log.Warn("admin request refused: cross-site", "path", r.URL.Path, "origin", origin, "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+		writeJSONError(c, http.StatusForbidden, "access_denied", "cross-site request refused")
+		c.Abort()
+		return
+	}
+	rt := s.acquireCurrent()
+	want := rt.Config.Server.AdminToken
+	rt.release()
+	if want == "" {
+		c.Next()
+		return
+	}
+	got, err := ParseBearer(r.Header.Values("Authorization"))
+	if err != nil || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		c.Header("WWW-Authenticate", `Bearer realm="idbridge-admin"`)
+		writeJSONError(c, http.StatusUnauthorized, "unauthorized", "admin_token required")
+		c.Abort()
+		return
+	}
+	c.Next()
+}
+
+// crossSite reports whether r carries a browser's sign of coming from another site:
+// Sec-Fetch-Site (Fetch Metadata) other than same-origin or none (a user's own
+// navigation), or an Origin (RFC 6454) whose host is not the one r was sent to. A
+// client that is not a browser sends neither and is not affected.
+func crossSite(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return true
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	return err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host)
+}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/idbridge/idbridge/mapping"
 	"github.com/idbridge/idbridge/providers"
 	"github.com/idbridge/idbridge/spotnana"
 )
@@ -64,6 +63,8 @@ func plainCode(s string) bool {
 	}) < 0
 }
 
+// exchangeOutcome labels an exchange for the metrics: Spotnana's own answers first, then
+// the user's token by its class (providers.Classify).
 func exchangeOutcome(err error) string {
 	var refused *spotnana.RefusedError
 	switch {
@@ -71,11 +72,15 @@ func exchangeOutcome(err error) string {
 		return ExchangeOK
 	case errors.As(err, &refused):
 		return ExchangeRefused
-	case errors.Is(err, spotnana.ErrUnavailable), errors.Is(err, providers.ErrUnavailable):
+	case errors.Is(err, spotnana.ErrUnavailable):
 		return ExchangeUnavailable
-	case errors.Is(err, providers.ErrInvalidToken), errors.Is(err, providers.ErrAccessDenied),
-		errors.Is(err, providers.ErrInsufficientScope), errors.Is(err, ErrClientNotAllowed),
-		errors.Is(err, mapping.ErrNoEmail):
+	case errors.Is(err, ErrClientNotAllowed):
+		return ExchangeDenied
+	}
+	switch providers.Classify(err) {
+	case providers.Unavailable:
+		return ExchangeUnavailable
+	case providers.Invalid, providers.NotMine, providers.Denied, providers.InsufficientScope:
 		return ExchangeDenied
 	}
 	return ExchangeError

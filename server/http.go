@@ -50,6 +50,10 @@ func (s *Server) prepare(rt *Runtime) error {
 	if err := e.SetTrustedProxies(proxies); err != nil {
 		return fmt.Errorf("server.trusted_proxies: %w", err)
 	}
+	// Only X-Forwarded-For: Gin also honours X-Real-IP by default, and a proxy that
+	// appends to X-Forwarded-For but passes a client's own X-Real-IP through would let
+	// that client choose its address (allowed_clients, rate_limit, logs).
+	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
 	e.Use(s.recovery)
 	e.GET(cfg.UserDetailPath, s.api(rt, routeUserDetail, s.userDetail))
 	if rt.Exchange != nil && cfg.ExchangePath != nil && *cfg.ExchangePath != "" {
@@ -303,7 +307,6 @@ func (s *Server) fail(c *gin.Context, req *request, err error) {
 		req.email = de.Email
 	}
 	realm := req.rt.Config.Server.Realm
-	var scopeErr *providers.ScopeError
 	switch {
 	case errors.Is(err, errNoCredentials):
 		c.Header("WWW-Authenticate", `Bearer realm="`+realm+`"`)
@@ -311,25 +314,37 @@ func (s *Server) fail(c *gin.Context, req *request, err error) {
 	case errors.Is(err, errMalformed):
 		c.Header("WWW-Authenticate", `Bearer realm="`+realm+`", error="invalid_request", error_description="`+descMalformed+`"`)
 		writeJSONError(c, http.StatusBadRequest, "invalid_request", descMalformed)
-	case errors.As(err, &scopeErr):
+	case errors.Is(err, ErrClientNotAllowed):
+		writeJSONError(c, http.StatusForbidden, "access_denied", descNotForClient)
+	case s.failExchange(c, err):
+		// Spotnana's own answers (refused 502, unavailable 503).
+	default:
+		s.failClass(c, realm, err)
+	}
+}
+
+// failClass answers an error by its class (providers.Classify), the one classification
+// the metrics, the chain and `idbridge resolve` share.
+func (s *Server) failClass(c *gin.Context, realm string, err error) {
+	switch providers.Classify(err) {
+	case providers.InsufficientScope:
 		scope := ""
-		for i, sc := range scopeErr.Required {
-			if i > 0 {
-				scope += " "
-			}
-			scope += sc
+		var scopeErr *providers.ScopeError
+		if errors.As(err, &scopeErr) {
+			scope = strings.Join(scopeErr.Required, " ")
 		}
 		c.Header("WWW-Authenticate", `Bearer realm="`+realm+`", error="insufficient_scope", scope="`+scope+`"`)
 		writeJSONError(c, http.StatusForbidden, "insufficient_scope", descScope)
-	case errors.Is(err, ErrClientNotAllowed):
-		writeJSONError(c, http.StatusForbidden, "access_denied", descNotForClient)
-	case errors.Is(err, mapping.ErrDomainNotAllowed):
-		writeJSONError(c, http.StatusForbidden, "access_denied", descDomain)
-	case errors.Is(err, mapping.ErrNoEmail):
-		writeJSONError(c, http.StatusForbidden, "access_denied", descNoEmail)
-	case errors.Is(err, providers.ErrAccessDenied):
-		writeJSONError(c, http.StatusForbidden, "access_denied", descDenied)
-	case errors.Is(err, providers.ErrInvalidToken):
+	case providers.Denied:
+		desc := descDenied
+		switch {
+		case errors.Is(err, mapping.ErrDomainNotAllowed):
+			desc = descDomain
+		case errors.Is(err, mapping.ErrNoEmail):
+			desc = descNoEmail
+		}
+		writeJSONError(c, http.StatusForbidden, "access_denied", desc)
+	case providers.Invalid, providers.NotMine:
 		desc := descInvalid
 		switch {
 		case errors.Is(err, providers.ErrExpired):
@@ -339,14 +354,10 @@ func (s *Server) fail(c *gin.Context, req *request, err error) {
 		}
 		c.Header("WWW-Authenticate", `Bearer realm="`+realm+`", error="invalid_token", error_description="`+desc+`"`)
 		writeJSONError(c, http.StatusUnauthorized, "invalid_token", desc)
-	case errors.Is(err, providers.ErrUnavailable), errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, context.Canceled): // the client left; nobody reads this answer
+	case providers.Unavailable:
 		c.Header("Retry-After", retryAfterSeconds)
 		writeJSONError(c, http.StatusServiceUnavailable, "temporarily_unavailable", descUnavailable)
 	default:
-		if s.failExchange(c, err) {
-			return
-		}
 		// Reaching here is a bug, never the client's doing; the log has the detail.
 		writeJSONError(c, http.StatusInternalServerError, "server_error", "internal error")
 	}

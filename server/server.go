@@ -60,8 +60,10 @@ type Options struct {
 	Observer RequestObserver
 	// AccessLog, when set, writes the per-request info line without going through slog.
 	AccessLog *AccessLog
-	// Reload, when set, is offered as POST /admin/reload on the admin listener.
-	Reload func() error
+	// ConnRefused, when set, is told of each API connection closed at once for being
+	// over server.max_connections (ConnRefusedTotal) or max_connections_per_client
+	// (ConnRefusedPerClient).
+	ConnRefused func(reason string)
 	// Playground, when set, serves the mapping playground on the admin listener; its
 	// Resolve is the server's own (the running chain, uncached).
 	Playground *playground.Options
@@ -168,17 +170,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.engine.ServeHTTP(w, r)
 }
 
-// Run listens on the main and admin listeners until ctx is done, then shuts down
-// gracefully within shutdown_timeout. Listener addresses and TLS files are read from the
-// runtime current at start.
-func (s *Server) Run(ctx context.Context) error {
-	ln, admin, err := s.Listen()
-	if err != nil {
-		return err
-	}
-	return s.Serve(ctx, ln, admin)
-}
-
 // Listen opens the configured listeners (so callers can learn the bound ports).
 func (s *Server) Listen() (main, admin net.Listener, err error) {
 	cfg := s.current.Load().Config.Server
@@ -213,13 +204,20 @@ func (s *Server) Serve(ctx context.Context, main, admin net.Listener) error {
 		handler = mux
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           checkFraming(handler),
+		ConnContext:       connContext,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.RequestTimeout,
 		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	// The API listener: connection bounds first, then TLS, then the framing check,
+	// which must read the requests in clear (see framing.go).
+	fl := &framedListener{
+		Listener: newLimitListener(main, cfg.MaxConnections, cfg.MaxConnectionsPerClient, s.opts.ConnRefused),
+		maxHead:  cfg.MaxHeaderBytes,
 	}
 	if cfg.TLS.CertFile != "" {
 		certs, err := newCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile)
@@ -227,19 +225,17 @@ func (s *Server) Serve(ctx context.Context, main, admin net.Listener) error {
 			return err
 		}
 		s.certs.Store(certs)
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
+		fl.tls = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get, NextProtos: []string{"http/1.1"}}
 	}
 	servers := []*http.Server{srv}
 	errc := make(chan error, 2)
-	go func() {
-		if srv.TLSConfig != nil {
-			errc <- srv.ServeTLS(main, "", "")
-		} else {
-			errc <- srv.Serve(main)
-		}
-	}()
+	go func() { errc <- srv.Serve(fl) }()
 	if admin != nil {
-		asrv := &http.Server{Handler: adminHandler, ReadHeaderTimeout: cfg.ReadHeaderTimeout, ErrorLog: srv.ErrorLog}
+		// The admin listener gets the same timeouts: without them, idle connections
+		// stayed open for as long as their clients wished.
+		asrv := &http.Server{Handler: adminHandler, ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			ReadTimeout: cfg.RequestTimeout, WriteTimeout: cfg.RequestTimeout + 5*time.Second,
+			IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: cfg.MaxHeaderBytes, ErrorLog: srv.ErrorLog}
 		servers = append(servers, asrv)
 		go func() { errc <- asrv.Serve(admin) }()
 	}

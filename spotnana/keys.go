@@ -180,6 +180,9 @@ func NewKeyStore(cfg *configs.Assertion, now func() time.Time, logger *slog.Logg
 	if err := s.Reload(); err != nil {
 		return nil, err
 	}
+	for _, f := range LooseKeyFiles(s.dir) {
+		s.log.Warn("spotnana signing key file is readable by group or others; make it 0400 or 0600", "file", f)
+	}
 	return s, nil
 }
 
@@ -187,7 +190,10 @@ func NewKeyStore(cfg *configs.Assertion, now func() time.Time, logger *slog.Logg
 // key at all) the previous set stays in use and the error names the file. Safe to call
 // on SIGHUP, concurrently with signing.
 func (s *KeyStore) Reload() error {
-	set, err := loadKeys(s.dir)
+	s.mu.RLock()
+	prev := s.set
+	s.mu.RUnlock()
+	set, err := loadKeys(s.dir, prev)
 	if err != nil {
 		return err
 	}
@@ -236,28 +242,43 @@ func (s *KeyStore) Watch(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// keyFiles lists the key files of dir, sorted by name.
-func keyFiles(dir string) ([]fs.FileInfo, error) {
+// keyFile is one key file of keys_dir: its name there and what it resolves to.
+type keyFile struct {
+	name   string      // the name in keys_dir (a symlink's own name)
+	target string      // the regular file it resolves to
+	info   fs.FileInfo // the target's
+}
+
+// keyFiles lists the key files of dir, sorted by name. A symlink counts when it resolves
+// to a regular file: a Kubernetes Secret volume is made of them (key.pem → ..data/key.pem
+// → ..2024_…/key.pem), and a Secret update swaps ..data, which dirState notices through
+// the target's path. Names starting with "." (..data itself) are never keys.
+func keyFiles(dir string) ([]keyFile, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("spotnana: keys dir: %w", err)
 	}
-	var out []fs.FileInfo
+	var out []keyFile
 	for _, e := range ents {
 		if !strings.HasSuffix(e.Name(), keyExt) || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		info, err := e.Info()
+		path := filepath.Join(dir, e.Name())
+		target, err := filepath.EvalSymlinks(path)
+		var info fs.FileInfo
+		if err == nil {
+			info, err = os.Stat(target)
+		}
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				continue // removed while we looked
+				continue // removed while we looked, or a link to nothing
 			}
-			return nil, fmt.Errorf("spotnana: %s: %w", filepath.Join(dir, e.Name()), err)
+			return nil, fmt.Errorf("spotnana: %s: %w", path, err)
 		}
 		if !info.Mode().IsRegular() {
 			continue
 		}
-		out = append(out, info)
+		out = append(out, keyFile{name: e.Name(), target: target, info: info})
 	}
 	return out, nil
 }
@@ -268,24 +289,47 @@ func dirState(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	for _, f := range files {
-		fmt.Fprintf(&b, "%s\x00%d\x00%d\n", f.Name(), f.Size(), f.ModTime().UnixNano())
-	}
-	return b.String(), nil
+	return stateOf(files), nil
 }
 
-func loadKeys(dir string) (*keySet, error) {
+func stateOf(files []keyFile) string {
+	var b strings.Builder
+	for _, f := range files {
+		fmt.Fprintf(&b, "%s\x00%s\x00%d\x00%d\n", f.name, f.target, f.info.Size(), f.info.ModTime().UnixNano())
+	}
+	return b.String()
+}
+
+// LooseKeyFiles names the key files of dir that group or others may read (mode & 044):
+// a private key should be readable by idbridge's user only (a Kubernetes Secret volume
+// needs defaultMode: 0400 for that).
+func LooseKeyFiles(dir string) []string {
+	files, err := keyFiles(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, f := range files {
+		if f.info.Mode().Perm()&0o044 != 0 {
+			out = append(out, fmt.Sprintf("%s (mode %04o)", filepath.Join(dir, f.name), f.info.Mode().Perm()))
+		}
+	}
+	return out
+}
+
+// loadKeys loads every key of dir. A key prev already held keeps its creation time: a
+// Kubernetes Secret update rewrites every file, and the key that was signing must not
+// look as new as the one just added, or the new one could sign before Spotnana's cached
+// JWKS holds it.
+func loadKeys(dir string, prev *keySet) (*keySet, error) {
 	files, err := keyFiles(dir)
 	if err != nil {
 		return nil, err
 	}
-	set := &keySet{}
-	var state strings.Builder
+	set := &keySet{state: stateOf(files)}
 	seen := map[string]bool{}
 	for _, f := range files {
-		path := filepath.Join(dir, f.Name())
-		fmt.Fprintf(&state, "%s\x00%d\x00%d\n", f.Name(), f.Size(), f.ModTime().UnixNano())
+		path := filepath.Join(dir, f.name)
 		k, err := loadKey(path)
 		if err != nil {
 			return nil, err
@@ -294,7 +338,14 @@ func loadKeys(dir string) (*keySet, error) {
 			continue // two files, one key: harmless, publish it once
 		}
 		seen[k.kid] = true
-		k.created = f.ModTime()
+		k.created = f.info.ModTime()
+		if prev != nil {
+			for _, old := range prev.keys {
+				if old.kid == k.kid && old.created.Before(k.created) {
+					k.created = old.created
+				}
+			}
+		}
 		set.keys = append(set.keys, k)
 	}
 	if len(set.keys) == 0 {
@@ -321,7 +372,6 @@ func loadKeys(dir string) (*keySet, error) {
 		return nil, fmt.Errorf("spotnana: encoding JWKS: %w", err)
 	}
 	set.jwks = b
-	set.state = state.String()
 	return set, nil
 }
 

@@ -114,6 +114,7 @@ func TestDeployFiles(t *testing.T) {
 		code, out, errOut := runCLIEnv(t, []string{
 			"IDBRIDGE_CACHE_KEY=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
 			"REDIS_PASSWORD=p", "SPOTNANA_CLIENT_ID=c", "SPOTNANA_CLIENT_SECRET=s",
+			"IDBRIDGE_ADMIN_TOKEN=0123456789abcdef0123456789abcdef",
 		}, "check", "--config", path)
 		if code != 0 {
 			t.Errorf("idbridge check on the ConfigMap's config: exit %d\n%s%s", code, out, errOut)

@@ -4,6 +4,8 @@
 package test
 
 import (
+	"github.com/idbridge/idbridge/internal/testenv"
+
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -232,15 +234,8 @@ func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-// requireServers reports whether a missing peer must fail the test rather than skip it
-// (.ci/run sets IDBRIDGE_REQUIRE_SERVERS=1).
-func requireServers() bool { return os.Getenv("IDBRIDGE_REQUIRE_SERVERS") == "1" }
-
-// skipOrFail skips on a laptop without the peer, and fails in CI.
+// skipOrFail skips on a laptop without the peer, and fails in CI (testenv.SkipOrFail).
 func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if requireServers() {
-		t.Fatalf(format+" (IDBRIDGE_REQUIRE_SERVERS=1: a missing server is a failure)", args...)
-	}
-	t.Skipf(format, args...)
+	testenv.SkipOrFail(t, format, args...)
 }

@@ -344,10 +344,48 @@ cache:
 	}
 
 	t.Run("check reads the TLS files", func(t *testing.T) {
-		cfg := introspectionConfig(idp.URL, "email", "", strings.Replace(section("idbridge", "idb-pw"), tf.CA, filepath.Join(dir, "missing-ca.pem"), 1))
+		// A CA file that exists but holds no certificate; and one that is absent, which
+		// plain check only warns about (the file may exist where idbridge runs).
+		cfg := introspectionConfig(idp.URL, "email", "", strings.Replace(section("idbridge", "idb-pw"), tf.CA, filepath.Join(dir, "key"), 1))
 		code, _, stderr := runCLI(t, "", "check", "--config", writeConfig(t, cfg))
-		if code != 2 || !strings.Contains(stderr, "cache.redis.ca_file") {
+		if code != 2 || !strings.Contains(stderr, "cache.redis.ca_file: no PEM certificate") {
 			t.Fatalf("check: exit %d, stderr:\n%s", code, stderr)
 		}
+		cfg = introspectionConfig(idp.URL, "email", "", strings.Replace(section("idbridge", "idb-pw"), tf.CA, filepath.Join(dir, "missing-ca.pem"), 1))
+		path := writeConfig(t, cfg)
+		if code, _, stderr := runCLI(t, "", "check", "--strict", "--config", path); code != 2 || !strings.Contains(stderr, "cache.redis.ca_file") {
+			t.Fatalf("check --strict, absent ca_file: exit %d, stderr:\n%s", code, stderr)
+		}
+		if code, _, stderr := runCLI(t, "", "check", "--config", path); code != 0 || !strings.Contains(stderr, "cache.redis.ca_file: warning") {
+			t.Fatalf("check, absent ca_file: exit %d, stderr:\n%s", code, stderr)
+		}
+	})
+}
+
+// TestRedisSentinelTLS: the Sentinel shape over TLS (sentinels and data servers both
+// speak only TLS, under a test CA): two bridges share, and a failover is followed.
+func TestRedisSentinelTLS(t *testing.T) {
+	tf := redistest.NewTLSFiles(t)
+	ss := redistest.StartSentinelSet(t, redistest.Options{TLS: tf})
+	idp := newIntrospector(t)
+	cfg := introspectionConfig(idp.URL, "email", "", redisSection(
+		fmt.Sprintf("sentinel: {master_name: %s, addrs: %s}", redistest.MasterName, yamlList(ss.SentinelAddrs())),
+		"tls: true", "ca_file: "+tf.CA))
+	a, b := startBridge(t, cfg), startBridge(t, cfg)
+	if !sharingWorks(t, idp, a, b, "good-sentinel-tls-before") {
+		t.Fatal("not shared through the Sentinel set over TLS")
+	}
+	ss.Primary.Kill()
+	eventually(t, "the sentinels promote the replica", func() bool { return ss.MasterAddr() == ss.Replica.Addr() })
+	for _, br := range []*bridge{a, b} {
+		eventually(t, "/readyz names the new primary", func() bool {
+			c := cacheHealth(t, br)
+			return c["ok"] == true && slices.Equal(primaries(c), []string{ss.Replica.Addr()})
+		})
+	}
+	n := 0
+	eventually(t, "sharing resumes over TLS", func() bool {
+		n++
+		return sharingWorks(t, idp, a, b, fmt.Sprintf("good-sentinel-tls-after-%d", n))
 	})
 }

@@ -1,10 +1,13 @@
 package test
 
 import (
+	"bufio"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,6 +18,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/idbridge/idbridge/spotnana"
 )
@@ -452,5 +458,369 @@ mapping:
 	}
 	if e := emailOf(t, userDetail(t, br, mint(t, up, nil))); e != "alice@example.com" {
 		t.Errorf("the issuer that is up: %q", e)
+	}
+}
+
+// TestAssertionKeysFromASecretVolume is finding 8: keys_dir laid out as Kubernetes
+// mounts a Secret (key.pem → ..data/key.pem, ..data → ..2026_…) is read, a Secret
+// update (a new ..data) is picked up while serving, and a key file that group or others
+// may read is warned about by `check` and at start.
+func TestAssertionKeysFromASecretVolume(t *testing.T) {
+	keys := t.TempDir()
+	gen := filepath.Join(t.TempDir(), "gen")
+	generate := func() string {
+		code, out, errOut := runCLI(t, "", "keys", "generate", "--dir", gen)
+		if code != 0 {
+			t.Fatalf("keys generate: %d %s%s", code, out, errOut)
+		}
+		kid, _, _ := strings.Cut(strings.TrimPrefix(out, "kid: "), "\n")
+		return kid
+	}
+	// publish writes every key of gen as a new timestamped directory, swaps ..data to
+	// it atomically and links each key name to ..data, as the kubelet does.
+	publish := func(version string, mode os.FileMode) {
+		dir := filepath.Join(keys, "..2026_"+version)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		pems, _ := filepath.Glob(filepath.Join(gen, "*.pem"))
+		for i, p := range pems {
+			b, _ := os.ReadFile(p)
+			writeFile(t, dir, fmt.Sprintf("signing-%d.pem", i), string(b), mode)
+			link := filepath.Join(keys, fmt.Sprintf("signing-%d.pem", i))
+			if _, err := os.Lstat(link); err != nil {
+				if err := os.Symlink(filepath.Join("..data", fmt.Sprintf("signing-%d.pem", i)), link); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		tmp := filepath.Join(keys, "..data_tmp")
+		if err := os.Symlink(filepath.Base(dir), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(keys, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := generate()
+	publish("a", 0o644) // a Secret volume's default mode
+
+	is := newIssuer(t)
+	cfg := exchangeConfig(t, "127.0.0.1:0", is.URL(), "http://"+freePort(t)+"/token", fmt.Sprintf(`
+  mode: assertion
+  assertion:
+    issuer: https://idbridge.test
+    keys_dir: %s
+`, keys))
+	code, out, errOut := runCLI(t, "", "check", "--config", cfg)
+	if code != 0 || !strings.Contains(out+errOut, "warning: private key "+filepath.Join(keys, "signing-0.pem")+" (mode 0644) is readable by group or others") {
+		t.Fatalf("check: exit %d\n%s%s", code, out, errOut)
+	}
+	br := startBridgeFile(t, cfg)
+	jwks := func() string { return do(t, "GET", br.URL+"/.well-known/jwks.json", nil).Body }
+	if !strings.Contains(jwks(), first) {
+		t.Fatalf("JWKS without the Secret's key %s: %s", first, jwks())
+	}
+	eventually(t, "the start-up warning", func() bool { return strings.Contains(br.Logs(), "readable by group or others") })
+
+	second := generate()
+	publish("b", 0o400)
+	eventually(t, "the Secret update picked up", func() bool {
+		j := jwks()
+		return strings.Contains(j, first) && strings.Contains(j, second)
+	})
+	code, out, errOut = runCLI(t, "", "check", "--config", cfg)
+	if code != 0 || strings.Contains(out+errOut, "warning") {
+		t.Fatalf("check after 0400: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// edgeConfig is a bridge with one jwt issuer and the given server keys.
+func edgeConfig(issuer, serverKeys string) string {
+	return `
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+` + indent(serverKeys, "  ") + `
+log: {level: debug, format: json}
+providers:
+  - name: corp
+    type: jwt
+    issuer: ` + issuer + `
+    audiences: [idbridge]
+mapping:
+  email:
+    - path: email
+`
+}
+
+// rawConn dials addr (host:port) from the given local address ("" for any).
+func rawConn(t *testing.T, addr, from string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// roundTrip writes raw on c and reads one response; ok is false when the server closed
+// the connection instead of answering.
+func roundTrip(c net.Conn, raw string) (*http.Response, bool) {
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		return nil, false
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return nil, false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, true
+}
+
+// closedByServer reports whether the server has closed c (a read ends at once).
+func closedByServer(c net.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	_, err := c.Read(make([]byte, 1))
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+}
+
+const healthGet = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+// TestAdminListener is finding 5: the admin listener closes idle connections, refuses a
+// browser's cross-site state change, and with admin_token wants it on every route but
+// the probes.
+func TestAdminListener(t *testing.T) {
+	is := newIssuer(t)
+	const token = "adm-0123456789abcdef-token"
+	br := startBridge(t, edgeConfig(is.URL(), "idle_timeout: 1s\nadmin_token: "+token))
+	open := br.startFree(t)
+
+	t.Run("probes need no token", func(t *testing.T) {
+		for _, p := range []string{"/healthz", "/readyz"} {
+			if r := do(t, "GET", br.Admin+p, nil); r.Status != 200 {
+				t.Errorf("%s: %d %s", p, r.Status, r.Body)
+			}
+		}
+	})
+	t.Run("every other route wants the token", func(t *testing.T) {
+		for _, rt := range [][2]string{{"GET", "/metrics"}, {"POST", "/admin/cache/purge"}} {
+			if r := do(t, rt[0], br.Admin+rt[1], nil); r.Status != 401 || r.Header.Get("WWW-Authenticate") == "" {
+				t.Errorf("%s %s without the token: %d", rt[0], rt[1], r.Status)
+			}
+			if r := do(t, rt[0], br.Admin+rt[1], nil, "Authorization: Bearer wrong-token-0123456789"); r.Status != 401 {
+				t.Errorf("%s %s with a wrong token: %d", rt[0], rt[1], r.Status)
+			}
+			if r := do(t, rt[0], br.Admin+rt[1], nil, bearer(token)); r.Status != 200 {
+				t.Errorf("%s %s with the token: %d %s", rt[0], rt[1], r.Status, r.Body)
+			}
+		}
+	})
+	t.Run("cross-site state changes are refused, token or not", func(t *testing.T) {
+		for _, h := range []string{"Origin: http://evil.example", "Origin: null", "Sec-Fetch-Site: cross-site", "Sec-Fetch-Site: same-site"} {
+			for _, b := range []*bridge{br, open} {
+				if r := do(t, "POST", b.Admin+"/admin/cache/purge", nil, h, bearer(token)); r.Status != 403 {
+					t.Errorf("%s: %d %s", h, r.Status, r.Body)
+				}
+			}
+		}
+		own := "Origin: " + open.Admin
+		if r := do(t, "POST", open.Admin+"/admin/cache/purge", nil, own, "Sec-Fetch-Site: same-origin"); r.Status != 200 {
+			t.Errorf("same origin: %d %s", r.Status, r.Body)
+		}
+	})
+	t.Run("idle connections are closed on both listeners", func(t *testing.T) {
+		var conns []net.Conn
+		for _, base := range []string{br.Admin, br.URL} {
+			for i := 0; i < 5; i++ {
+				c := rawConn(t, strings.TrimPrefix(base, "http://"), "")
+				if resp, ok := roundTrip(c, healthGet); !ok || resp.Header.Get("Connection") == "close" {
+					t.Fatalf("%s: no keep-alive answer", base)
+				}
+				conns = append(conns, c)
+			}
+		}
+		time.Sleep(2500 * time.Millisecond) // idle_timeout is 1s
+		for i, c := range conns {
+			if !closedByServer(c) {
+				t.Errorf("connection %d still open after idle_timeout", i)
+			}
+		}
+	})
+}
+
+// startFree starts a second bridge like b's issuer but with no admin_token, for the
+// cross-site checks that must hold without a token too.
+func (b *bridge) startFree(t *testing.T) *bridge {
+	t.Helper()
+	cfg, err := os.ReadFile(b.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keep []string
+	for _, l := range strings.Split(string(cfg), "\n") {
+		if !strings.Contains(l, "admin_token") {
+			keep = append(keep, l)
+		}
+	}
+	return startBridge(t, strings.Join(keep, "\n"))
+}
+
+// TestConnectionLimits is finding 6: connections beyond max_connections_per_client from
+// one address, or beyond max_connections in all, are closed at once and counted; a
+// connection closed frees its place.
+func TestConnectionLimits(t *testing.T) {
+	is := newIssuer(t)
+	br := startBridge(t, edgeConfig(is.URL(), "max_connections: 8\nmax_connections_per_client: 5"))
+	addr := strings.TrimPrefix(br.URL, "http://")
+	held := map[string][]net.Conn{}
+	accept := func(from string) bool {
+		c := rawConn(t, addr, from)
+		if _, ok := roundTrip(c, healthGet); !ok {
+			return false
+		}
+		held[from] = append(held[from], c)
+		return true
+	}
+	for i := 0; i < 5; i++ {
+		if !accept("127.0.0.1") {
+			t.Fatalf("connection %d from 127.0.0.1 refused below the bound", i)
+		}
+	}
+	if accept("127.0.0.1") {
+		t.Fatal("a 6th connection from one address was served (max_connections_per_client: 5)")
+	}
+	for i := 0; i < 3; i++ {
+		if !accept("127.0.0.2") {
+			t.Fatalf("connection %d from 127.0.0.2 refused below the bound", i)
+		}
+	}
+	if accept("127.0.0.3") {
+		t.Fatal("a 9th connection was served (max_connections: 8)")
+	}
+	held["127.0.0.1"][0].Close()
+	eventually(t, "a closed connection frees its place", func() bool { return accept("127.0.0.1") })
+	fams := scrape(t, br)
+	for _, reason := range []string{"per_client", "total"} {
+		if n, _ := sample(fams, "idbridge_connections_refused_total", "reason", reason); n < 1 {
+			t.Errorf("idbridge_connections_refused_total{reason=%q} = %v", reason, n)
+		}
+	}
+}
+
+// TestHTTPEdges is finding 10: a request with both Content-Length and
+// Transfer-Encoding is refused 400 and its connection closed; max_header_bytes is the
+// bound (net/http alone allows 4096 bytes more); X-Real-IP is not honoured, only
+// X-Forwarded-For from a trusted proxy.
+func TestHTTPEdges(t *testing.T) {
+	is := newIssuer(t)
+	br := startBridge(t, edgeConfig(is.URL(), "trusted_proxies: [127.0.0.1]\nallowed_clients: [10.9.9.9/32]"))
+	addr := strings.TrimPrefix(br.URL, "http://")
+
+	t.Run("Content-Length with Transfer-Encoding", func(t *testing.T) {
+		for _, order := range []string{
+			"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+			"transfer-encoding: chunked\r\ncontent-length: 30\r\n",
+		} {
+			c := rawConn(t, addr, "")
+			resp, ok := roundTrip(c, "GET /v1/user-detail HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.9.9.9\r\n"+order+"\r\n0\r\n\r\n"+healthGet)
+			if !ok || resp.StatusCode != 400 {
+				t.Fatalf("%q: %v", order, resp)
+			}
+			if !closedByServer(c) {
+				t.Errorf("%q: the connection stays open", order)
+			}
+		}
+		// The same request after a good one on a kept-alive connection.
+		c := rawConn(t, addr, "")
+		if resp, ok := roundTrip(c, healthGet); !ok || resp.StatusCode == 400 {
+			t.Fatalf("first request: %v", resp)
+		}
+		if resp, ok := roundTrip(c, "POST /v1/token-exchange HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"); !ok || resp.StatusCode != 400 {
+			t.Fatalf("second request: %v", resp)
+		}
+	})
+	t.Run("max_header_bytes is the bound", func(t *testing.T) {
+		c := rawConn(t, addr, "")
+		pad := strings.Repeat("a", 18000) // over 16384, under 16384+4096
+		resp, ok := roundTrip(c, "GET /v1/user-detail HTTP/1.1\r\nHost: x\r\nX-Pad: "+pad+"\r\n\r\n")
+		if !ok || resp.StatusCode != 431 {
+			t.Fatalf("%d bytes of headers: %v", len(pad), resp)
+		}
+		c = rawConn(t, addr, "")
+		if resp, ok := roundTrip(c, "GET /v1/user-detail HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.9.9.9\r\nX-Pad: "+pad[:15000]+"\r\n\r\n"); !ok || resp.StatusCode != 401 {
+			t.Fatalf("15000 bytes of headers: %v", resp)
+		}
+	})
+	t.Run("X-Real-IP is not a client address", func(t *testing.T) {
+		if r := do(t, "GET", br.URL+"/v1/user-detail", nil, "X-Real-IP: 10.9.9.9"); r.Status != 403 {
+			t.Errorf("X-Real-IP from a trusted proxy: %d %s, want 403 (the peer is not allowed)", r.Status, r.Body)
+		}
+		if r := do(t, "GET", br.URL+"/v1/user-detail", nil, "X-Forwarded-For: 10.9.9.9"); r.Status != 401 {
+			t.Errorf("X-Forwarded-For from a trusted proxy: %d %s, want 401 (allowed, no token)", r.Status, r.Body)
+		}
+	})
+}
+
+// TestNetworkPolicy is finding 5's manifest: the admin port is admitted only from the
+// monitoring namespace and the node (the kubelet), the API port from anywhere.
+func TestNetworkPolicy(t *testing.T) {
+	b, err := os.ReadFile("../deploy/kubernetes/networkpolicy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var np struct {
+		Kind string
+		Spec struct {
+			PodSelector struct {
+				MatchLabels map[string]string `yaml:"matchLabels"`
+			} `yaml:"podSelector"`
+			Ingress []struct {
+				Ports []struct{ Port int }
+				From  []map[string]any
+			}
+		}
+	}
+	if err := yaml.Unmarshal(b, &np); err != nil {
+		t.Fatal(err)
+	}
+	if np.Kind != "NetworkPolicy" || np.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"] != "idbridge" {
+		t.Fatalf("not a NetworkPolicy for idbridge's pods: %+v", np)
+	}
+	admitted := map[int][]map[string]any{}
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			if len(rule.From) == 0 {
+				admitted[p.Port] = append(admitted[p.Port], map[string]any{"anyone": true})
+			}
+			admitted[p.Port] = append(admitted[p.Port], rule.From...)
+		}
+	}
+	if len(admitted[8080]) == 0 {
+		t.Error("the API port is not admitted")
+	}
+	var monitoring, node bool
+	for _, from := range admitted[9090] {
+		switch {
+		case from["anyone"] == true:
+			t.Error("the admin port is open to anyone")
+		case fmt.Sprint(from["namespaceSelector"]) == "map[matchLabels:map[kubernetes.io/metadata.name:monitoring]]" && from["podSelector"] == nil:
+			monitoring = true
+		case from["ipBlock"] != nil:
+			node = true
+		default:
+			t.Errorf("the admin port admits %v", from)
+		}
+	}
+	if !monitoring || !node {
+		t.Errorf("the admin port must admit the monitoring namespace (%t) and the kubelet's node (%t)", monitoring, node)
 	}
 }

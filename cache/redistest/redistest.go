@@ -7,6 +7,8 @@
 package redistest
 
 import (
+	"github.com/idbridge/idbridge/internal/testenv"
+
 	"bufio"
 	"crypto/tls"
 	"errors"
@@ -25,7 +27,7 @@ import (
 )
 
 // RequireEnv is the variable that turns a missing redis-server into a failure.
-const RequireEnv = "IDBRIDGE_REQUIRE_SERVERS"
+const RequireEnv = testenv.RequireEnv
 
 // startTimeout is how long a server may take to answer PING; generous, since CI
 // machines are slow, and never reached when things work.
@@ -63,10 +65,7 @@ func need(t testing.TB, prog string) string {
 	t.Helper()
 	bin, err := exec.LookPath(prog)
 	if err != nil {
-		if os.Getenv(RequireEnv) == "1" {
-			t.Fatalf("redistest: %s not found and %s=1: %v", prog, RequireEnv, err)
-		}
-		t.Skipf("redistest: %s not found (set %s=1 to fail instead): %v", prog, RequireEnv, err)
+		testenv.SkipOrFail(t, "redistest: %s not found: %v", prog, err)
 	}
 	return bin
 }

@@ -19,13 +19,17 @@ type SentinelSet struct {
 	Sentinels        []*Server
 }
 
-// StartSentinelSet starts the set; o shapes the two data servers (not the sentinels).
+// StartSentinelSet starts the set; o shapes the two data servers. With o.TLS the
+// sentinels speak TLS too (to clients and to the data servers).
 func StartSentinelSet(t testing.TB, o Options) *SentinelSet {
 	t.Helper()
 	sentinelBin := need(t, "redis-sentinel")
 	ss := &SentinelSet{Primary: StartWith(t, o)}
 	ro := o
 	ro.Args = append(append([]string{}, o.Args...), "--replicaof", "127.0.0.1", strconv.Itoa(ss.Primary.Port()))
+	if o.TLS != nil {
+		ro.Args = append(ro.Args, "--tls-replication", "yes")
+	}
 	ss.Replica = StartWith(t, ro)
 	deadline := time.Now().Add(startTimeout)
 	for !strings.Contains(ss.Replica.info("replication"), "master_link_status:up") {
@@ -42,8 +46,14 @@ func StartSentinelSet(t testing.TB, o Options) *SentinelSet {
 			fmt.Sprintf("sentinel parallel-syncs %s 1", MasterName),
 		}
 		ss.Sentinels = append(ss.Sentinels, launch(t, sentinelBin, conf, func(port int) []string {
-			return []string{"--port", strconv.Itoa(port)}
-		}, nil))
+			if o.TLS == nil {
+				return []string{"--port", strconv.Itoa(port)}
+			}
+			// Sentinels speak TLS to clients and to the data servers, with the same files.
+			return []string{"--port", "0", "--tls-port", strconv.Itoa(port),
+				"--tls-cert-file", o.TLS.ServerCert, "--tls-key-file", o.TLS.ServerKey,
+				"--tls-ca-cert-file", o.TLS.CA, "--tls-replication", "yes", "--tls-auth-clients", "no"}
+		}, o.TLS))
 	}
 	// The sentinels must know each other and the replica before a failover can work.
 	for _, s := range ss.Sentinels {

@@ -292,19 +292,8 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func verdict(err error) string {
-	switch {
-	case errors.Is(err, providers.ErrUnavailable):
-		return "unavailable"
-	case errors.Is(err, providers.ErrInsufficientScope):
-		return "insufficient scope"
-	case errors.Is(err, providers.ErrAccessDenied):
-		return "access denied"
-	case errors.Is(err, providers.ErrInvalidToken):
-		return "invalid token"
-	}
-	return "error"
-}
+// verdict is the refusal's class in words (providers.Classify, as the server's status).
+func verdict(err error) string { return providers.Classify(err).String() }
 
 func trimSpace(b []byte) []byte {
 	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {

@@ -27,11 +27,11 @@ const (
 	AuthPrivateKeyJWT     = "private_key_jwt"     // RFC 7523 §2.2, a signed client assertion
 )
 
-// Token shapes a provider is sent (`accepts`).
+// Token shapes a provider is sent (`accepts`): see providers.Accepts.
 const (
-	AcceptsOpaque = "opaque" // the default: anything that is not a JWT
-	AcceptsJWT    = "jwt"
-	AcceptsAny    = "any"
+	AcceptsOpaque = providers.AcceptsOpaque // the default: anything that is not a JWT
+	AcceptsJWT    = providers.AcceptsJWT
+	AcceptsAny    = providers.AcceptsAny
 )
 
 // Defaults, applied to zero values.
@@ -87,7 +87,7 @@ type Config struct {
 // settings is a Config checked and completed with its defaults.
 type settings struct {
 	endpoint      string
-	accepts       string
+	accepts       providers.Accepts
 	clientID      string
 	clientSecret  string
 	authMethod    string
@@ -110,7 +110,6 @@ func load(sec *configs.ProviderSection) (*Config, *settings, configs.Errors) {
 
 	s := &settings{
 		endpoint:      cfg.Endpoint,
-		accepts:       orDefault(cfg.Accepts, AcceptsOpaque),
 		clientID:      cfg.ClientID,
 		clientSecret:  cfg.ClientSecret,
 		authMethod:    orDefault(cfg.AuthMethod, AuthClientSecretBasic),
@@ -131,10 +130,10 @@ func load(sec *configs.ProviderSection) (*Config, *settings, configs.Errors) {
 			add("endpoint", "%s", msg)
 		}
 	}
-	switch s.accepts {
-	case AcceptsOpaque, AcceptsJWT, AcceptsAny:
-	default:
-		add("accepts", "must be opaque, jwt or any")
+	if a, err := providers.ParseAccepts(cfg.Accepts); err != nil {
+		add("accepts", "%v", err)
+	} else {
+		s.accepts = a
 	}
 	if cfg.ClientID == "" {
 		add("client_id", "is required")

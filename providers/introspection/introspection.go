@@ -173,18 +173,7 @@ func (p *Provider) TokenClient(doc []byte) (string, bool) {
 	return p.s.policy.client(&a)
 }
 
-func (p *Provider) considers(token string) bool {
-	if token == "" {
-		return false
-	}
-	switch p.s.accepts {
-	case AcceptsAny:
-		return true
-	case AcceptsJWT:
-		return providers.IsJWT(token)
-	}
-	return !providers.IsJWT(token)
-}
+func (p *Provider) considers(token string) bool { return p.s.accepts.Considers(token) }
 
 // introspect POSTs form (token or nothing, for a probe) with the client's credentials and
 // returns the 200 answer's body. Errors wrap ErrUnavailable and never carry the form.

@@ -3,7 +3,6 @@ package ldap
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -152,16 +151,7 @@ func (l *Lookup) Health(ctx context.Context) providers.Health {
 	return l.search.dir.Health(ctx)
 }
 
-// mergeInto sets key in the JSON object doc to the JSON value v, replacing any value the
-// key had. The other members are kept byte for byte (json.RawMessage); their order is not.
+// mergeInto is providers.MergeInto (one implementation for every step).
 func mergeInto(doc []byte, key string, v []byte) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(doc, &m); err != nil {
-		return nil, fmt.Errorf("identity document: %w", err)
-	}
-	if m == nil {
-		return nil, errors.New("identity document is not a JSON object")
-	}
-	m[key] = v
-	return marshal(m), nil
+	return providers.MergeInto(doc, key, v)
 }

@@ -1,7 +1,6 @@
 package ldap
 
 import (
-	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -46,7 +45,7 @@ type Config struct {
 // tokens for legacy clients store the hash, never the token.
 type Provider struct {
 	name    string
-	accepts string
+	accepts providers.Accepts
 	filter  *filter
 	search  *search
 	log     *slog.Logger
@@ -77,12 +76,12 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 	if len(errs) > 0 {
 		return providers.Instance{}, errs
 	}
-	p := &Provider{name: sec.Name, accepts: cmp.Or(cfg.Accepts, "opaque"), log: logger(deps, sec.Name)}
+	p := &Provider{name: sec.Name, log: logger(deps, sec.Name)}
 
-	switch p.accepts {
-	case "opaque", "jwt", "any":
-	default:
-		errs = append(errs, sec.Errorf("accepts", "must be opaque, jwt or any, not %q", cfg.Accepts))
+	if a, err := providers.ParseAccepts(cfg.Accepts); err != nil {
+		errs = append(errs, sec.Errorf("accepts", "%v", err))
+	} else {
+		p.accepts = a
 	}
 	dir, err := directory(deps, cfg.Directory)
 	if err != nil && !errors.Is(err, errReported) {
@@ -131,15 +130,8 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 // token (ErrInvalidToken); a directory that cannot answer gives ErrUnavailable, never a
 // refusal.
 func (p *Provider) Authenticate(ctx context.Context, token string) (providers.Identity, error) {
-	switch p.accepts {
-	case "opaque":
-		if providers.IsJWT(token) {
-			return providers.Identity{}, fmt.Errorf("ldap: %w", providers.ErrNotMine)
-		}
-	case "jwt":
-		if !providers.IsJWT(token) {
-			return providers.Identity{}, fmt.Errorf("ldap: %w", providers.ErrNotMine)
-		}
+	if !p.accepts.Considers(token) {
+		return providers.Identity{}, fmt.Errorf("ldap: %w", providers.ErrNotMine)
 	}
 	sum := providers.TokenSum(token)
 	hash := hex.EncodeToString(sum[:])

@@ -28,7 +28,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -332,16 +331,11 @@ func resource(body []byte) ([]byte, error) {
 	return []byte(res.Array()[0].Raw), nil
 }
 
-// merge sets doc[key] = value (a JSON object), replacing any previous key.
+// merge sets doc[key] = value (providers.MergeInto).
 func merge(doc []byte, key string, value []byte) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(doc, &m); err != nil || m == nil {
-		return nil, fmt.Errorf("rest: %w: the document is not a JSON object", providers.ErrUnavailable)
-	}
-	m[key] = json.RawMessage(bytes.Clone(value))
-	out, err := json.Marshal(m)
+	out, err := providers.MergeInto(doc, key, bytes.Clone(value))
 	if err != nil {
-		return nil, fmt.Errorf("rest: %w: merging the answer: %w", providers.ErrUnavailable, err)
+		return nil, fmt.Errorf("rest: %w: %w", providers.ErrUnavailable, err)
 	}
 	return out, nil
 }

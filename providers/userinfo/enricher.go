@@ -2,7 +2,6 @@ package userinfo
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -133,16 +132,11 @@ func (e *Enricher) Enrich(ctx context.Context, token string, doc []byte) ([]byte
 // TTL: the step adds no bound of its own; the provider's cache_ttl applies.
 func (e *Enricher) TTL() time.Duration { return 0 }
 
-// merge sets doc[key] = value (both JSON objects), replacing any previous key.
+// merge sets doc[key] = value (providers.MergeInto).
 func merge(doc []byte, key string, value []byte) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(doc, &m); err != nil || m == nil {
-		return nil, fmt.Errorf("userinfo: %w: the document is not a JSON object", providers.ErrUnavailable)
-	}
-	m[key] = json.RawMessage(value)
-	out, err := json.Marshal(m)
+	out, err := providers.MergeInto(doc, key, value)
 	if err != nil {
-		return nil, fmt.Errorf("userinfo: %w: merging the answer: %w", providers.ErrUnavailable, err)
+		return nil, fmt.Errorf("userinfo: %w: %w", providers.ErrUnavailable, err)
 	}
 	return out, nil
 }

@@ -65,7 +65,7 @@ type Config struct {
 // Provider is `type: userinfo`.
 type Provider struct {
 	endpoint string
-	accepts  string
+	accepts  providers.Accepts
 	fetcher  *fetcher
 }
 
@@ -110,12 +110,9 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 	} else if msg := providers.CheckEndpointURL(cfg.Endpoint); msg != "" {
 		add("endpoint", "%s", msg)
 	}
-	accepts := cfg.Accepts
-	if accepts == "" {
-		accepts = "opaque"
-	}
-	if accepts != "opaque" && accepts != "jwt" && accepts != "any" {
-		add("accepts", "must be opaque, jwt or any")
+	accepts, err := providers.ParseAccepts(cfg.Accepts)
+	if err != nil {
+		add("accepts", "%v", err)
 	}
 	cacheTTL, negTTL := DefaultCacheTTL, DefaultNegativeCacheTTL
 	if cfg.CacheTTL != nil {
@@ -158,7 +155,7 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 // Authenticate calls the userinfo endpoint with token; its JSON object answer is the
 // document. Userinfo tells no expiry, so Expires is zero and cache_ttl alone bounds reuse.
 func (p *Provider) Authenticate(ctx context.Context, token string) (providers.Identity, error) {
-	if !considers(p.accepts, token) {
+	if !p.accepts.Considers(token) {
 		return providers.Identity{}, fmt.Errorf("userinfo: %w", providers.ErrNotMine)
 	}
 	doc, err := p.fetcher.fetch(ctx, p.endpoint, token)
@@ -171,19 +168,6 @@ func (p *Provider) Authenticate(ctx context.Context, token string) (providers.Id
 // Health GETs the endpoint without a token: a live endpoint answers 401 (or 400).
 func (p *Provider) Health(ctx context.Context) providers.Health {
 	return p.fetcher.health(ctx, p.endpoint)
-}
-
-func considers(accepts, token string) bool {
-	if token == "" {
-		return false
-	}
-	switch accepts {
-	case "any":
-		return true
-	case "jwt":
-		return providers.IsJWT(token)
-	}
-	return !providers.IsJWT(token)
 }
 
 // fetcher makes userinfo calls for the provider and the enrichment step.

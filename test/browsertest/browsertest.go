@@ -13,6 +13,8 @@
 package browsertest
 
 import (
+	"github.com/idbridge/idbridge/internal/testenv"
+
 	"context"
 	"fmt"
 	"net"
@@ -29,7 +31,7 @@ import (
 )
 
 // RequireEnv is the variable that turns a missing Chromium into a failure.
-const RequireEnv = "IDBRIDGE_REQUIRE_SERVERS"
+const RequireEnv = testenv.RequireEnv
 
 // ChromiumEnv names a Chromium binary to use instead of searching PATH.
 const ChromiumEnv = "IDBRIDGE_CHROMIUM"
@@ -56,10 +58,7 @@ func Chromium() (string, error) {
 // IDBRIDGE_REQUIRE_SERVERS=1.
 func SkipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
-	if os.Getenv(RequireEnv) == "1" {
-		t.Fatalf(format+" (%s=1: a missing server is a failure)", append(args, RequireEnv)...)
-	}
-	t.Skipf(format, args...)
+	testenv.SkipOrFail(t, format, args...)
 }
 
 // Timeout bounds everything one browser does in a test; a hung page fails the test

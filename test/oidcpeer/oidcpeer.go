@@ -13,6 +13,8 @@
 package oidcpeer
 
 import (
+	"github.com/idbridge/idbridge/internal/testenv"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -36,7 +38,7 @@ import (
 )
 
 // RequireEnv names the variable that turns a skip for a missing node into a failure.
-const RequireEnv = "IDBRIDGE_REQUIRE_SERVERS"
+const RequireEnv = testenv.RequireEnv
 
 // Client identifiers registered in peer.mjs.
 const (
@@ -275,10 +277,7 @@ func Start(t testing.TB) *Peer {
 // unavailable skips t, or fails it where CI requires the real servers.
 func unavailable(t testing.TB, why string) {
 	t.Helper()
-	if os.Getenv(RequireEnv) == "1" {
-		t.Fatalf("oidcpeer: %s (and %s=1)", why, RequireEnv)
-	}
-	t.Skipf("oidcpeer: %s; skipping the real-peer test", why)
+	testenv.SkipOrFail(t, "oidcpeer: %s; skipping the real-peer test", why)
 }
 
 // install runs `npm ci` once: again only when package-lock.json is newer than the

@@ -9,6 +9,8 @@
 package ldaptest
 
 import (
+	"github.com/idbridge/idbridge/internal/testenv"
+
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -44,7 +46,7 @@ const (
 )
 
 // RequireEnv names the variable that turns a missing slapd from a skip into a failure.
-const RequireEnv = "IDBRIDGE_REQUIRE_SERVERS"
+const RequireEnv = testenv.RequireEnv
 
 // startTimeout bounds how long slapd may take to accept connections; it normally takes
 // a few tens of milliseconds.
@@ -76,10 +78,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bins, err := findTools()
 	if err != nil {
-		if os.Getenv(RequireEnv) == "1" {
-			t.Fatalf("ldaptest: %v (%s=1: a missing slapd is a failure)", err, RequireEnv)
-		}
-		t.Skipf("ldaptest: %v; install slapd and ldap-utils to run this test", err)
+		testenv.SkipOrFail(t, "ldaptest: %v; install slapd and ldap-utils to run this test", err)
 	}
 	data, err := testdataDir()
 	if err != nil {

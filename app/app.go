@@ -111,6 +111,7 @@ func Load(cfg *configs.Config, reg providers.Registry, logger *slog.Logger) (*Pl
 	if cfg.Mapping.Line > 0 && !cfg.Reported("mapping") {
 		rules, merrs := CompileMapping(cfg.File, "mapping", &cfg.Mapping)
 		errs = append(errs, merrs...)
+		errs = append(errs, LintMapping(cfg.File, "mapping", &cfg.Mapping)...)
 		p.Mapping = rules
 	}
 	for _, sec := range cfg.Providers {
@@ -190,6 +191,7 @@ func (p *Plan) provider(cfg *configs.Config, sec *configs.ProviderSection, reg p
 		var merrs configs.Errors
 		rules, merrs = CompileMapping(sec.File, sec.Path+".mapping", sec.Mapping)
 		errs = append(errs, merrs...)
+		errs = append(errs, LintMapping(sec.File, sec.Path+".mapping", sec.Mapping)...)
 	}
 	if inst == nil {
 		return nil, errs

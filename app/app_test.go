@@ -98,7 +98,7 @@ func lines(errs configs.Errors) string {
 func TestLoadHasNoSideEffects(t *testing.T) {
 	f := &fakeType{}
 	p, errs := load(t, registry(f), "providers:\n  - {name: a, type: fake}\n  - {name: b, type: other}\nmapping: {email: [{path: email}]}\n")
-	if len(errs) > 0 {
+	if len(errs.Fatal()) > 0 {
 		t.Fatal(errs)
 	}
 	if f.started != 0 || len(p.Instances) != 2 {
@@ -120,7 +120,7 @@ func TestLoadHasNoSideEffects(t *testing.T) {
 func TestStartFailureClosesWhatStarted(t *testing.T) {
 	f := &fakeType{failStart: true}
 	p, errs := load(t, registry(f), "providers:\n  - {name: a, type: fake}\nmapping: {email: [{path: email}]}\n")
-	if len(errs) > 0 {
+	if len(errs.Fatal()) > 0 {
 		t.Fatal(errs)
 	}
 	var none *Process

@@ -92,7 +92,7 @@ func TestReload(t *testing.T) {
 	const good = "server: {listen: \"127.0.0.1:0\", admin_listen: \"127.0.0.1:0\"}\nproviders:\n  - {name: a, type: fake}\nmapping: {email: [{path: email}]}\n"
 	write(good)
 	plan, errs := LoadFile(path, reg, nil)
-	if len(errs) > 0 {
+	if len(errs.Fatal()) > 0 {
 		t.Fatal(errs)
 	}
 	proc, err := NewProcess(plan.Config, discard(), "test")

@@ -254,7 +254,27 @@ func TestRedisWarnings(t *testing.T) {
 	// A sentinel password sent in clear to a remote sentinel is a password in clear too.
 	src := "cache:\n  backend: redis\n  encryption_key: " + hexKey + "\n  redis:\n    sentinel: {master_name: m, addrs: [10.0.0.1:26379], password: p}\n" + base
 	_, errs := Parse("c.yaml", []byte(src), env())
-	sameErrors(t, errs.Warnings(), []string{`c.yaml:4: cache.redis.tls: warning: is off while a password is sent to a non-loopback Redis`})
+	sameErrors(t, errs.Warnings(), []string{
+		`c.yaml:3: cache.encryption_key: warning: a secret written inline: reference it (${env:NAME} or ${file:PATH}) so that the file holds no secret`,
+		`c.yaml:4: cache.redis.tls: warning: is off while a password is sent to a non-loopback Redis`,
+		`c.yaml:5: cache.redis.sentinel.password: warning: a secret written inline: reference it (${env:NAME} or ${file:PATH}) so that the file holds no secret`,
+	})
+}
+
+// TestValueWarnings: a secret written inline and a value that looks like an unexpanded
+// shell variable are warnings that name the key, never the value.
+func TestValueWarnings(t *testing.T) {
+	src := "spotnana:\n  token_url: https://spotnana.example.com/token\n  client_id: $SPOTNANA_CLIENT_ID\n  client_secret: hunter2-inline\n" +
+		"server:\n  realm: 'https://$OKTA_DOMAIN/x'\n" + base
+	_, errs := Parse("c.yaml", []byte(src), env())
+	sameErrors(t, errs.Warnings(), []string{
+		`c.yaml:3: spotnana.client_id: warning: $SPOTNANA_CLIENT_ID looks like a shell variable, which idbridge does not expand: write ${env:SPOTNANA_CLIENT_ID}`,
+		`c.yaml:4: spotnana.client_secret: warning: a secret written inline: reference it (${env:NAME} or ${file:PATH}) so that the file holds no secret`,
+		`c.yaml:6: server.realm: warning: $OKTA_DOMAIN looks like a shell variable, which idbridge does not expand: write ${env:OKTA_DOMAIN}`,
+	})
+	if strings.Contains(errs.Error(), "hunter2") {
+		t.Errorf("a warning shows the secret: %v", errs)
+	}
 }
 
 func TestReferences(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -101,6 +102,9 @@ func (r *resolver) walk(path, key string, n *yaml.Node, depth int) {
 			r.walk(fmt.Sprintf("%s[%d]", path, i), "", c, depth+1)
 		}
 	case yaml.ScalarNode:
+		if n.ShortTag() == "!!str" {
+			r.lint(path, key, n)
+		}
 		if n.ShortTag() != "!!str" || !strings.Contains(n.Value, "${") {
 			return
 		}
@@ -310,4 +314,23 @@ func (r *resolver) markAbsent(path, file string) {
 		r.absent = map[string]string{}
 	}
 	r.absent[path] = file
+}
+
+// shellVar finds what looks like a shell variable ($SPOTNANA_SECRET, $OKTA_DOMAIN): a
+// value the author meant the shell to expand, which idbridge takes literally.
+var shellVar = regexp.MustCompile(`(?:^|[^$])\$([A-Z_][A-Z0-9_]+)\b`)
+
+// lint warns about a value as written: a secret inline rather than referenced, and a
+// shell variable that nothing will expand. Neither message shows a value.
+func (r *resolver) lint(path, key string, n *yaml.Node) {
+	warn := func(format string, args ...any) {
+		r.errs = append(r.errs, &Error{File: r.file, Line: n.Line, Path: path, Warning: true, Msg: fmt.Sprintf(format, args...)})
+	}
+	if m := shellVar.FindStringSubmatch(n.Value); m != nil {
+		warn("$%s looks like a shell variable, which idbridge does not expand: write ${env:%s}", m[1], m[1])
+		return
+	}
+	if r.secrets.has(key) && n.Value != "" && !strings.Contains(n.Value, "${") {
+		warn("a secret written inline: reference it (${env:NAME} or ${file:PATH}) so that the file holds no secret")
+	}
 }

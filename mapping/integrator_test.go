@@ -74,7 +74,7 @@ func TestLint(t *testing.T) {
 	if len(warns) != 2 {
 		t.Fatalf("warnings: %v, want 2", warns)
 	}
-	if !strings.Contains(warns[0].Msg, `http://schemas\\.xmlsoap\\.org/ws/2005/05/identity/claims/upn`) {
+	if !strings.Contains(warns[0].Msg, `http://schemas\.xmlsoap\.org/ws/2005/05/identity/claims/upn`) {
 		t.Errorf("claim URI hint: %s", warns[0].Msg)
 	}
 	if warns[1].Index != 1 || !strings.Contains(warns[1].Msg, "email_verified") {

@@ -2,7 +2,6 @@ package mapping
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -27,7 +26,7 @@ func Lint(s Spec) []*CompileError {
 		}
 		for _, p := range paths {
 			if h := ClaimURIHint(p.path); h != "" {
-				warn(i, p.field, "%q looks like a claim URI, but gjson reads each \".\" as a nested key: escape the dots: %s", p.path, strconv.Quote(h))
+				warn(i, p.field, "%q looks like a claim URI, but gjson reads each \".\" as a nested key: escape the dots: %s", p.path, h)
 			}
 		}
 		if isEmailClaim(c.Path) && (c.When == nil || !strings.HasSuffix(c.When.Path, "email_verified")) {

@@ -2,6 +2,8 @@ package providers
 
 import (
 	"encoding/base64"
+	"github.com/idbridge/idbridge/configs"
+	"net"
 	"net/url"
 	"strings"
 
@@ -74,4 +76,21 @@ func CheckEndpointURL(raw string) string {
 		return "must not carry credentials (put them in their own, secret, fields)"
 	}
 	return ""
+}
+
+// PlainHTTPWarning returns a warning for key of sec when raw is a plain http:// URL to a
+// host off loopback: what travels there (tokens, client credentials, the keys that
+// decide which tokens are genuine) can be read or replaced on the network. nil otherwise.
+func PlainHTTPWarning(sec *configs.ProviderSection, key, raw, what string) *configs.Error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" {
+		return nil
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	w := sec.Errorf(key, "plain http to %s: %s cross the network in clear; use https", host, what)
+	w.Warning = true
+	return w
 }

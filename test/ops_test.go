@@ -216,7 +216,7 @@ func TestMetrics(t *testing.T) {
 		{"idbridge_jwks_refreshes_total", []string{"provider", "corp", "result", "error"}, 0},
 		{"idbridge_config_reloads_total", []string{"result", "ok"}, 1},
 		{"idbridge_config_reloads_total", []string{"result", "error"}, 0},
-		{"idbridge_build_info", []string{"version", "dev"}, 1},
+		{"idbridge_build_info", []string{"version", binaryVersion(t)}, 1},
 		{"go_goroutines", nil, 1},
 		{"process_resident_memory_bytes", nil, 1},
 	} {
@@ -584,4 +584,15 @@ func TestReloadReleasesOldProviders(t *testing.T) {
 	eventually(t, "the retired providers' goroutines end", func() bool {
 		return goroutines() <= base+reloads/2
 	})
+}
+
+// binaryVersion is the version the binary reports (`idbridge version`'s first word).
+func binaryVersion(t *testing.T) string {
+	t.Helper()
+	_, out, _ := runCLI(t, "", "version")
+	f := strings.Fields(out)
+	if len(f) < 2 {
+		t.Fatalf("idbridge version: %q", out)
+	}
+	return f[1]
 }

@@ -66,7 +66,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check", stderr)
 	path := configFlag(fs)
 	strict := fs.Bool("strict", false, "treat references and files that cannot be resolved here as errors, as serve does")
-	if fs.Parse(args) != nil {
+	if !parseArgs(fs, args) {
 		return exitUsage
 	}
 	// check parses only: nothing is started, no network is touched.
@@ -82,7 +82,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("serve", stderr)
 	path := configFlag(fs)
-	if fs.Parse(args) != nil {
+	if !parseArgs(fs, args) {
 		return exitUsage
 	}
 	sink := newLogSink(stderr)
@@ -105,7 +105,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		AccessLog:  &server.AccessLog{W: sink, JSON: plan.Config.Log.Format != "text"},
 		Ready:      func(string, string) { sink.Flush() }, // tell the operator at once that it listens
 		Playground: playgroundOptions(plan.Config, *path),
-		Version:    version,
+		Version:    shortVersion(),
 	})
 	if err != nil {
 		logger.Error("idbridge stopped", "error", err)
@@ -120,7 +120,7 @@ func cmdMap(args []string, stdout, stderr io.Writer) int {
 	provider := fs.String("provider", "", "apply this provider's mapping override (default: the top-level mapping)")
 	input := fs.String("input", "", "identity document `FILE` (JSON) or a token (JWT, decoded unverified), or - for standard input")
 	suggest := fs.Bool("suggest", false, "list every value that looks like an email, with its gjson path, a rule to paste and the known traps (--config optional)")
-	if fs.Parse(args) != nil {
+	if !parseArgs(fs, args) {
 		return exitUsage
 	}
 	if *input == "" {
@@ -234,7 +234,7 @@ func loadTokenCommand(name, tokenFlag, tokenHelp string, args []string, stderr i
 	fs := newFlags(name, stderr)
 	path := configFlag(fs)
 	tokenFile := fs.String(tokenFlag, "", tokenHelp)
-	if fs.Parse(args) != nil {
+	if !parseArgs(fs, args) {
 		return tokenCommand{code: exitUsage}
 	}
 	if *tokenFile == "" {

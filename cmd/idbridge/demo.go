@@ -52,11 +52,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.sandboxAt, "sandbox-listen", "127.0.0.1:8090", "address of the Spotnana sandbox (a busy port falls back to a free one)")
 	fs.StringVar(&o.appAt, "app-listen", "127.0.0.1:3000", "address of the company page, opened as http://localhost:PORT/ (a busy port falls back to a free one)")
 	fs.StringVar(&o.embedAt, "embed-listen", "127.0.0.1:8091", "address of the sandbox's Spotnana iframe (a busy port falls back to a free one)")
-	if err := fs.Parse(args); err != nil {
-		return helpOrUsage(err)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "idbridge demo: unexpected argument %q\n", fs.Arg(0))
+	if !parseArgs(fs, args) {
 		return exitUsage
 	}
 	for _, a := range []struct{ flag, addr string }{{"issuer-listen", o.issuerAddr}, {"listen", o.listen}, {"admin-listen", o.admin}, {"sandbox-listen", o.sandboxAt}, {"app-listen", o.appAt}, {"embed-listen", o.embedAt}} {
@@ -259,7 +255,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	ready := make(chan addrs, 1)
 	served := make(chan error, 1)
 	go func() {
-		served <- app.Serve(ctx, plan, app.ServeOptions{Registry: reg, Logger: logger, Version: version,
+		served <- app.Serve(ctx, plan, app.ServeOptions{Registry: reg, Logger: logger, Version: shortVersion(),
 			Ready: func(m, a string) { ready <- addrs{m, a} }})
 	}()
 	var bridgeAt addrs

@@ -31,11 +31,7 @@ func cmdDirectory(args []string, stdout, stderr io.Writer) int {
 	claims := fs.String("claims", "", "sample identity document `FILE` (JSON) whose claims fill the filter's placeholders, or -")
 	tokenFile := fs.String("token", "", "token `FILE` (or -): a JWT's claims fill the filter (decoded unverified) and {{token_sha256}} is its hash")
 	filter := fs.String("filter", "", "search with this filter template instead of the provider's")
-	if fs.Parse(args[1:]) != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "idbridge directory test: unexpected argument %q\n", fs.Arg(0))
+	if !parseArgs(fs, args[1:]) {
 		return exitUsage
 	}
 	if (*claims == "") == (*tokenFile == "") {

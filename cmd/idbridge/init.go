@@ -19,11 +19,7 @@ func cmdInit(args []string, stdout, stderr io.Writer) int {
 	audience := fs.String("audience", "", "the aud the IdP puts in its tokens (default: the kind's usual one)")
 	out := fs.String("out", "idbridge.yaml", "write to `FILE`; - for standard output")
 	force := fs.Bool("force", false, "overwrite FILE if it exists")
-	if fs.Parse(args) != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "idbridge init: unexpected argument %q\n", fs.Arg(0))
+	if !parseArgs(fs, args) {
 		return exitUsage
 	}
 	if *kind == "" {

@@ -14,18 +14,15 @@ import (
 func cmdKeys(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "generate" {
 		fmt.Fprintln(stderr, "usage: idbridge keys generate --dir DIR")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			return exitOK
-		}
 		return exitUsage
 	}
 	fs := newFlags("keys generate", stderr)
 	dir := fs.String("dir", "", "`DIR` to write the key into (spotnana.assertion.keys_dir); created 0700 if missing")
-	if err := fs.Parse(args[1:]); err != nil {
-		return helpOrUsage(err)
+	if !parseArgs(fs, args[1:]) {
+		return exitUsage
 	}
-	if *dir == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "idbridge keys generate: --dir DIR is required, and nothing else")
+	if *dir == "" {
+		fmt.Fprintln(stderr, "idbridge keys generate: --dir DIR is required")
 		return exitUsage
 	}
 	kid, path, err := spotnana.GenerateKey(*dir, time.Now())

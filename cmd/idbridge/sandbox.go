@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,17 +23,7 @@ func cmdSandbox(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("sandbox", stderr)
 	cfg := spotnana.SandboxFlags(fs)
 	logFormat := fs.String("log-format", "text", "log format on stderr: text | json")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: idbridge sandbox [flags]")
-		fmt.Fprintln(stderr, "A local Spotnana token endpoint ("+spotnana.SandboxTokenPath+") for development.")
-		fmt.Fprintln(stderr, "flags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return helpOrUsage(err)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "idbridge sandbox: unexpected argument %q\n", fs.Arg(0))
+	if !parseArgs(fs, args) {
 		return exitUsage
 	}
 	if cfg.FailRate < 0 || cfg.FailRate > 1 {
@@ -110,12 +99,4 @@ func serveHandler(ctx context.Context, ln net.Listener, h http.Handler, logger *
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
-}
-
-// helpOrUsage maps a flag parse error to an exit status: --help is a success.
-func helpOrUsage(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	return exitUsage
 }

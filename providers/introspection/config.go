@@ -8,8 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -222,20 +220,10 @@ func warnings(sec *configs.ProviderSection, cfg *Config) configs.Errors {
 		w.Warning = true
 		ws = append(ws, w)
 	}
-	if u, err := url.Parse(cfg.Endpoint); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		w := sec.Errorf("endpoint", "plain http: client credentials and tokens cross the network in clear")
-		w.Warning = true
+	if w := providers.PlainHTTPWarning(sec, "endpoint", cfg.Endpoint, "client credentials and tokens"); w != nil {
 		ws = append(ws, w)
 	}
 	return ws
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // loadSigner reads a PEM private key usable for RS256 or ES256 (RFC 7518 §3.3, §3.4).

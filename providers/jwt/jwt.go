@@ -114,23 +114,34 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 
 // Warnings tells `idbridge check` which keys of a jwks_file would be skipped, and why.
 // Errors are New's to report.
+//
+// It also warns about a plain-http issuer (its discovery document names the keys) or
+// jwks_uri off loopback: anyone on the path could substitute the keys that decide which
+// tokens are genuine.
 func Warnings(sec *configs.ProviderSection) configs.Errors {
 	s, err := parseConfig(sec)
 	if err != nil {
 		return nil
 	}
+	var ws configs.Errors
+	if w := providers.PlainHTTPWarning(sec, "issuer", s.cfg.Issuer, "the discovery document and the keys it names"); w != nil && s.discovery && s.cfg.JWKSURI == "" && s.cfg.JWKSFile == "" {
+		ws = append(ws, w)
+	}
+	if w := providers.PlainHTTPWarning(sec, "jwks_uri", s.cfg.JWKSURI, "the signing keys"); w != nil {
+		ws = append(ws, w)
+	}
 	if s.cfg.JWKSFile == "" {
-		return nil
+		return ws
 	}
 	data, err := readFileLimited(s.cfg.JWKSFile)
 	if err != nil {
-		return nil
+		return ws
 	}
 	ks, err := parseKeySet(data, isPEM(data))
 	if err != nil {
-		return nil
+		return ws
 	}
-	var out configs.Errors
+	out := ws
 	for _, sk := range ks.skipped {
 		w := sec.Errorf("jwks_file", "key skipped: %s", sk)
 		w.Warning = true

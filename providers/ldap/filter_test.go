@@ -177,7 +177,7 @@ providers: [{name: p, type: ldap}]
 mapping: {email: [{path: mail}]}
 `
 	cfg, cerrs := configs.Parse("idbridge.yaml", []byte(src), nil, "bind_password")
-	if len(cerrs) > 0 {
+	if len(cerrs.Fatal()) > 0 {
 		t.Fatal(cerrs)
 	}
 	ds, errs := NewDirectories(cfg.Directories, providers.Deps{File: "idbridge.yaml"})
@@ -222,7 +222,7 @@ mapping: {email: [{path: mail}]}
 	// Warnings of a valid directory.
 	cfg, cerrs = configs.Parse("idbridge.yaml", []byte("directories:\n  e:\n    url: ldap://ldap.example.com\n    base_dn: dc=x\n    bind_dn: cn=x\n    bind_password: p\n    insecure_skip_verify: true\n"+
 		"providers: [{name: p, type: ldap}]\nmapping: {email: [{path: mail}]}\n"), nil, "bind_password")
-	if len(cerrs) > 0 {
+	if len(cerrs.Fatal()) > 0 {
 		t.Fatal(cerrs)
 	}
 	_, errs = NewDirectories(cfg.Directories, providers.Deps{})

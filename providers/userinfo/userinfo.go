@@ -78,7 +78,20 @@ var (
 )
 
 // Registration is the userinfo provider type's entry in the registry.
-func Registration() providers.Type { return providers.Type{New: New} }
+func Registration() providers.Type { return providers.Type{New: New, Warnings: Warnings} }
+
+// Warnings returns advice about a valid but risky section: a plain-http endpoint off
+// loopback carries the user's token and their identity in clear.
+func Warnings(sec *configs.ProviderSection) configs.Errors {
+	var cfg Config
+	if errs := sec.Decode(&cfg); len(errs) > 0 {
+		return nil
+	}
+	if w := providers.PlainHTTPWarning(sec, "endpoint", cfg.Endpoint, "the user's token and identity"); w != nil {
+		return configs.Errors{w}
+	}
+	return nil
+}
 
 // Step is the `userinfo:` enrichment step's entry in the registry.
 func Step() providers.Step { return providers.Step{Key: "userinfo", New: NewEnricher} }

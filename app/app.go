@@ -172,6 +172,9 @@ func (p *Plan) provider(cfg *configs.Config, sec *configs.ProviderSection, reg p
 	intos := map[string]string{}
 	for _, step := range steps {
 		i := slices.IndexFunc(reg.Steps, func(s providers.Step) bool { return s.Key == step.Name })
+		if w := reg.Steps[i].Warnings; w != nil {
+			errs = append(errs, w(step)...)
+		}
 		e, err := reg.Steps[i].New(step, sec, prov, deps)
 		if err != nil {
 			errs = append(errs, asConfigErrors(sec, err)...)

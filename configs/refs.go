@@ -112,18 +112,22 @@ func (r *resolver) walk(path, key string, n *yaml.Node, depth int) {
 		fatal := len(r.errs.Fatal())
 		v, ok := r.expand(path, n.Line, n.Value, secret)
 		if !ok {
-			if r.failed == nil {
-				r.failed = map[string]bool{}
-			}
-			r.failed[path] = true
 			if r.offline && len(r.errs.Fatal()) == fatal {
+				// Only absent here: the section is still judged (check without secrets
+				// must still find a bad cache_ttl beside an absent client_secret), and
+				// what the absence itself causes is excused (Config.Excused).
 				r.markAbsent(path, "")
 				if secret {
 					// A stand-in lets the checks that need a value (a bind_password
 					// with a bind_dn) pass; errors at this key are excused.
 					n.Value, n.Tag = "unresolved", "!!str"
 				}
+				return
 			}
+			if r.failed == nil {
+				r.failed = map[string]bool{}
+			}
+			r.failed[path] = true
 			return
 		}
 		if r.refs == nil {

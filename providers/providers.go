@@ -236,6 +236,9 @@ type Step struct {
 	Key     string
 	New     StepFactory
 	Secrets []string
+	// Warnings gives advice about a valid but risky step section (a plain-http
+	// endpoint), printed by `idbridge check` and logged at start; may be nil.
+	Warnings func(step *configs.Section) configs.Errors
 }
 
 // DirectoriesType is the registration of the `directories:` section's owner.

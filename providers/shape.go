@@ -82,15 +82,36 @@ func CheckEndpointURL(raw string) string {
 // host off loopback: what travels there (tokens, client credentials, the keys that
 // decide which tokens are genuine) can be read or replaced on the network. nil otherwise.
 func PlainHTTPWarning(sec *configs.ProviderSection, key, raw, what string) *configs.Error {
+	host, plain := plainHTTPHost(raw)
+	if !plain {
+		return nil
+	}
+	w := sec.Errorf(key, plainHTTPFormat, host, what)
+	w.Warning = true
+	return w
+}
+
+// PlainHTTPStepWarning is PlainHTTPWarning for a key of an enrichment step's section
+// (a userinfo: endpoint, a rest: url or token_url).
+func PlainHTTPStepWarning(step *configs.Section, key, raw, what string) *configs.Error {
+	host, plain := plainHTTPHost(raw)
+	if !plain {
+		return nil
+	}
+	return step.Warnf(key, plainHTTPFormat, host, what)
+}
+
+const plainHTTPFormat = "plain http to %s: %s cross the network in clear; use https"
+
+// plainHTTPHost reports raw's host when raw is an http:// URL to a host off loopback.
+func plainHTTPHost(raw string) (string, bool) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "http" {
-		return nil
+		return "", false
 	}
 	host := u.Hostname()
 	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
-		return nil
+		return "", false
 	}
-	w := sec.Errorf(key, "plain http to %s: %s cross the network in clear; use https", host, what)
-	w.Warning = true
-	return w
+	return host, true
 }

@@ -65,7 +65,24 @@ const scimListResponse = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 // Step is the `rest:` step's entry in the registry. Its secret keys: auth's
 // client_secret, password, token and value.
 func Step() providers.Step {
-	return providers.Step{Key: Key, New: New, Secrets: []string{"client_secret", "password", "token", "value"}}
+	return providers.Step{Key: Key, New: New, Secrets: []string{"client_secret", "password", "token", "value"}, Warnings: warnings}
+}
+
+// warnings warns about a url or token_url in plain http off loopback. A section that
+// does not decode is New's to report.
+func warnings(step *configs.Section) configs.Errors {
+	var cfg Config
+	if len(step.Decode(&cfg)) > 0 {
+		return nil
+	}
+	var out configs.Errors
+	if w := providers.PlainHTTPStepWarning(step, "url", cfg.URL, "the user's identifiers and our credentials"); w != nil {
+		out = append(out, w)
+	}
+	if w := providers.PlainHTTPStepWarning(step, "auth.token_url", cfg.Auth.TokenURL, "our client credentials and the token they buy"); w != nil {
+		out = append(out, w)
+	}
+	return out
 }
 
 // Config is a provider's `rest:` step.

@@ -94,7 +94,22 @@ func Warnings(sec *configs.ProviderSection) configs.Errors {
 }
 
 // Step is the `userinfo:` enrichment step's entry in the registry.
-func Step() providers.Step { return providers.Step{Key: "userinfo", New: NewEnricher} }
+func Step() providers.Step {
+	return providers.Step{Key: "userinfo", New: NewEnricher, Warnings: stepWarnings}
+}
+
+// stepWarnings warns about a step endpoint in plain http off loopback. A section that
+// does not decode is NewEnricher's to report.
+func stepWarnings(step *configs.Section) configs.Errors {
+	var u StepConfig
+	if len(step.Decode(&u)) > 0 {
+		return nil
+	}
+	if w := providers.PlainHTTPStepWarning(step, "endpoint", u.Endpoint, "the user's token and identity"); w != nil {
+		return configs.Errors{w}
+	}
+	return nil
+}
 
 // New builds a `type: userinfo` provider; configuration errors come back all at once, as
 // configs.Errors.

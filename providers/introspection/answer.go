@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -205,32 +204,26 @@ func (a *answer) expires() time.Time {
 	return time.Unix(int64(sec), int64(frac*1e9))
 }
 
-// policy holds the checks that run on every answer, fresh or cached.
+// policy holds the checks that run on every answer, fresh or cached: time and issuer
+// here, the rest in the shared providers.ClaimPolicy.
 type policy struct {
-	issuer    string
-	audiences []string
-	clientIDs []string
+	issuer string
 	// claimNames are the members parseAnswer collects: the required claims (parallel to
-	// claimWant) and then, from nRequired on, client_id_claims in order.
+	// shared.Claims()) and then, from nRequired on, client_id_claims in order.
 	claimNames []string
-	claimWant  []any // string, float64 or bool
 	nRequired  int
-	scopes     []string
+	shared     *providers.ClaimPolicy
 }
 
 // maxRequiredClaims bounds required_claims to the bits of answer's bookkeeping.
 const maxRequiredClaims = 64
 
 func newPolicy(cfg *Config) (*policy, []string) {
-	p := &policy{
-		issuer:    cfg.Issuer,
-		audiences: cfg.Audiences,
-		clientIDs: cfg.ClientIDs,
-		scopes:    cfg.RequiredScopes,
-	}
+	p := &policy{issuer: cfg.Issuer}
 	var errs []string
 	if len(cfg.RequiredClaims)+len(cfg.ClientIDClaims) > maxRequiredClaims {
 		errs = append(errs, fmt.Sprintf("at most %d claims, client_id_claims included", maxRequiredClaims))
+		p.shared = providers.NewClaimPolicy(cfg.Audiences, cfg.ClientIDs, nil, cfg.RequiredScopes)
 		return p, errs
 	}
 	names := make([]string, 0, len(cfg.RequiredClaims))
@@ -238,6 +231,7 @@ func newPolicy(cfg *Config) (*policy, []string) {
 		names = append(names, name)
 	}
 	slices.Sort(names) // stable error order and check order
+	var claims []providers.RequiredClaim
 	for _, name := range names {
 		want, ok := claimValue(cfg.RequiredClaims[name])
 		if !ok || name == "" {
@@ -245,7 +239,8 @@ func newPolicy(cfg *Config) (*policy, []string) {
 			continue
 		}
 		p.claimNames = append(p.claimNames, name)
-		p.claimWant = append(p.claimWant, want)
+		// RFC 7662 answers often carry groups or roles as arrays: one element is enough.
+		claims = append(claims, providers.RequiredClaim{Name: name, Want: want, AnyElement: true})
 	}
 	p.nRequired = len(p.claimNames)
 	clients := cfg.ClientIDClaims
@@ -253,18 +248,15 @@ func newPolicy(cfg *Config) (*policy, []string) {
 		clients = providers.DefaultClientIDClaims
 	}
 	p.claimNames = append(p.claimNames, clients...)
+	p.shared = providers.NewClaimPolicy(cfg.Audiences, cfg.ClientIDs, claims, cfg.RequiredScopes)
 	return p, errs
 }
 
 // client returns the answer's client: the first of client_id_claims present, when it is
 // a string.
 func (p *policy) client(a *answer) (string, bool) {
-	for _, v := range a.claims[p.nRequired:] {
-		if v.Exists() {
-			return v.Str, v.Type == gjson.String
-		}
-	}
-	return "", false
+	c := providers.FirstPresent(a.claims[p.nRequired:])
+	return c.Str, c.Type == gjson.String
 }
 
 func claimValue(v any) (any, bool) {
@@ -298,93 +290,20 @@ func (p *policy) check(a *answer, now time.Time, withScopes bool) error {
 	if p.issuer != "" && a.iss.Str != p.issuer {
 		return fmt.Errorf("introspection: %w: issuer not accepted", providers.ErrInvalidToken)
 	}
-	if len(p.audiences) > 0 && !anyIn(a.aud, p.audiences) {
-		return fmt.Errorf("introspection: %w: audience not accepted", providers.ErrInvalidToken)
-	}
-	if len(p.clientIDs) > 0 {
-		if c, ok := p.client(a); !ok || !slices.Contains(p.clientIDs, c) {
+	r := p.shared.Check(a.aud, a.claims[p.nRequired:], a.claims[:p.nRequired])
+	if r != nil {
+		// parseAnswer already refused an aud of the wrong type, so both audience faults
+		// mean "not accepted".
+		switch r.Fault {
+		case providers.FaultClient:
 			return fmt.Errorf("introspection: %w: client not accepted", providers.ErrInvalidToken)
+		case providers.FaultClaim:
+			return fmt.Errorf("introspection: %w: required claim %q does not match", providers.ErrInvalidToken, p.claimNames[r.Claim])
 		}
-	}
-	for i, name := range p.claimNames[:p.nRequired] {
-		if !claimMatches(a.claims[i], p.claimWant[i]) {
-			return fmt.Errorf("introspection: %w: required claim %q does not match", providers.ErrInvalidToken, name)
-		}
+		return fmt.Errorf("introspection: %w: audience not accepted", providers.ErrInvalidToken)
 	}
 	if !withScopes {
 		return nil
 	}
-	for _, want := range p.scopes {
-		if !hasScope(a, want) {
-			return &providers.ScopeError{Required: p.scopes}
-		}
-	}
-	return nil
-}
-
-// anyIn reports whether v (a string or an array of strings) holds one of want.
-func anyIn(v gjson.Result, want []string) bool {
-	if v.Type == gjson.String {
-		return slices.Contains(want, v.Str)
-	}
-	found := false
-	v.ForEach(func(_, e gjson.Result) bool {
-		found = e.Type == gjson.String && slices.Contains(want, e.Str)
-		return !found
-	})
-	return found
-}
-
-func claimMatches(v gjson.Result, want any) bool {
-	if v.IsArray() {
-		found := false
-		v.ForEach(func(_, e gjson.Result) bool {
-			found = scalarEquals(e, want)
-			return !found
-		})
-		return found
-	}
-	return scalarEquals(v, want)
-}
-
-func scalarEquals(v gjson.Result, want any) bool {
-	switch w := want.(type) {
-	case string:
-		return v.Type == gjson.String && v.Str == w
-	case float64:
-		return v.Type == gjson.Number && v.Num == w
-	case bool:
-		return (w && v.Type == gjson.True) || (!w && v.Type == gjson.False)
-	}
-	return false
-}
-
-// hasScope looks in scope (RFC 7662 §2.2, space-separated) and in scp (a string or an
-// array, as some IdPs send).
-func hasScope(a *answer, want string) bool {
-	if a.scope.Type == gjson.String && containsField(a.scope.Str, want) {
-		return true
-	}
-	if a.scp.Type == gjson.String {
-		return containsField(a.scp.Str, want)
-	}
-	found := false
-	a.scp.ForEach(func(_, e gjson.Result) bool {
-		found = e.Type == gjson.String && e.Str == want
-		return !found
-	})
-	return found
-}
-
-// containsField reports whether want is one of the space-separated words of s, without
-// allocating.
-func containsField(s, want string) bool {
-	for s != "" {
-		var w string
-		w, s, _ = strings.Cut(s, " ")
-		if w == want {
-			return true
-		}
-	}
-	return false
+	return p.shared.CheckScopes(a.scope, a.scp)
 }

@@ -76,19 +76,17 @@ type settings struct {
 	discovery      bool
 	leeway         time.Duration
 	algs           map[string]keyKind
-	audiences      map[string]struct{}
-	clientIDs      map[string]struct{}
 	clientIDClaims []string // top-level claim names, in order
 	// policyNames are the members CheckPolicy reads in one pass: exp, aud, scope, scp,
 	// then clientIDClaims, then the required claims' names.
 	policyNames []string
 	types       []string // normalised: lower case, without "application/"
-	claims      []claimMatcher
-	scopes      []string
-	refresh     time.Duration
-	timeout     time.Duration
-	wellKnown   string // discovery document URL
-	issuerNorm  string // issuer without a trailing slash, for discovery
+	// policy is audiences, client_ids, required_claims and required_scopes.
+	policy     *providers.ClaimPolicy
+	refresh    time.Duration
+	timeout    time.Duration
+	wellKnown  string // discovery document URL
+	issuerNorm string // issuer without a trailing slash, for discovery
 }
 
 // parseConfig decodes and validates sec, reporting every error at once.
@@ -137,20 +135,16 @@ func parseConfig(sec *configs.ProviderSection) (*settings, error) {
 	if len(cfg.Audiences) == 0 {
 		errs = append(errs, sec.Errorf("audiences", "required, non-empty"))
 	}
-	s.audiences = make(map[string]struct{}, len(cfg.Audiences))
 	for _, a := range cfg.Audiences {
 		if a == "" {
 			errs = append(errs, sec.Errorf("audiences", "empty audience"))
 		}
-		s.audiences[a] = struct{}{}
 	}
 	if len(cfg.ClientIDs) > 0 {
-		s.clientIDs = make(map[string]struct{}, len(cfg.ClientIDs))
 		for _, c := range cfg.ClientIDs {
 			if c == "" {
 				errs = append(errs, sec.Errorf("client_ids", "empty client id"))
 			}
-			s.clientIDs[c] = struct{}{}
 		}
 	}
 	s.clientIDClaims, errs = clientClaimPaths(sec, cfg.ClientIDClaims, errs)
@@ -203,6 +197,7 @@ func parseConfig(sec *configs.ProviderSection) (*settings, error) {
 		errs = append(errs, sec.Errorf("timeout", "must be positive"))
 	}
 
+	var claims []providers.RequiredClaim
 	for name, v := range cfg.RequiredClaims {
 		if name == "" {
 			errs = append(errs, sec.Errorf("required_claims", "empty claim name"))
@@ -213,22 +208,22 @@ func parseConfig(sec *configs.ProviderSection) (*settings, error) {
 			errs = append(errs, sec.Errorf("required_claims", "%s: %v", name, err))
 			continue
 		}
-		s.claims = append(s.claims, m)
+		claims = append(claims, m)
 	}
 	for _, sc := range cfg.RequiredScopes {
 		if sc == "" || strings.ContainsAny(sc, " \t") {
 			errs = append(errs, sec.Errorf("required_scopes", "%q is not a scope token", sc))
 		}
 	}
-	s.scopes = cfg.RequiredScopes
 
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	s.policyNames = append([]string{"exp", "aud", "scope", "scp"}, s.clientIDClaims...)
-	for _, m := range s.claims {
-		s.policyNames = append(s.policyNames, m.name)
+	for _, m := range claims {
+		s.policyNames = append(s.policyNames, m.Name)
 	}
+	s.policy = providers.NewClaimPolicy(cfg.Audiences, cfg.ClientIDs, claims, cfg.RequiredScopes)
 	return s, nil
 }
 
@@ -258,23 +253,18 @@ func normType(t string) string {
 	return strings.TrimPrefix(t, "application/")
 }
 
-// claimMatcher compares one claim with its required value. The value is held as
-// canonical JSON so that comparison is type-strict: "5" never equals 5.
-type claimMatcher struct {
-	name string // a literal top-level claim name, not a gjson path ("https://example.com/tid" is one key)
-	want any    // the value after a JSON round trip: string, float64, bool, nil, []any, map[string]any
-}
-
-func newClaimMatcher(name string, v any) (claimMatcher, error) {
+// newClaimMatcher returns a required claim whose value is held as canonical JSON, so
+// that comparison is type-strict ("5" never equals 5) and arrays and objects compare whole.
+func newClaimMatcher(name string, v any) (providers.RequiredClaim, error) {
 	b, err := json.Marshal(normYAML(v))
 	if err != nil {
-		return claimMatcher{}, err
+		return providers.RequiredClaim{}, err
 	}
 	var want any
 	if err := json.Unmarshal(b, &want); err != nil {
-		return claimMatcher{}, err
+		return providers.RequiredClaim{}, err
 	}
-	return claimMatcher{name: name, want: want}, nil
+	return providers.RequiredClaim{Name: name, Want: want}, nil
 }
 
 // normYAML turns yaml.v3's map[any]any (from non-string keys) into JSON-encodable maps.

@@ -604,44 +604,10 @@ func notYetValid(claim string, ahead, leeway time.Duration) error {
 // else is malformed, even beside a good member) and name one of the configured audiences.
 // The refusal says what was found, for the log.
 func (p *Provider) checkAudience(aud gjson.Result) error {
-	switch base := audienceFault(aud, p.s.audiences); base {
-	case nil:
-		return nil
-	default:
-		return p.mismatch(base, aud, p.s.cfg.Audiences)
+	if r := p.s.policy.CheckAudience(aud); r != nil {
+		return p.refusal(r, aud)
 	}
-}
-
-func audienceFault(aud gjson.Result, want map[string]struct{}) *tokenError {
-	switch {
-	case aud.Type == gjson.String:
-		if _, ok := want[aud.Str]; ok {
-			return nil
-		}
-		return errAudience
-	case aud.IsArray():
-		found, malformed := false, false
-		aud.ForEach(func(_, v gjson.Result) bool {
-			if v.Type != gjson.String {
-				malformed = true
-				return false
-			}
-			if _, ok := want[v.Str]; ok {
-				found = true
-			}
-			return true
-		})
-		switch {
-		case malformed:
-			return errAudType
-		case found:
-			return nil
-		}
-		return errAudience
-	case aud.Exists():
-		return errAudType
-	}
-	return errAudience
+	return nil
 }
 
 // mismatchError is a refusal that says what the token carried and what the provider

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"time"
 
@@ -35,31 +34,27 @@ func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
 	} else if !now.Before(exp.Add(p.s.leeway)) {
 		return errExpired
 	}
-	if err := p.checkAudience(aud); err != nil {
-		return err
+	if r := p.s.policy.Check(aud, clients, claims); r != nil {
+		return p.refusal(r, r.Found(aud, clients, claims))
 	}
-	if p.s.clientIDs != nil {
-		client := firstPresentResult(clients)
-		if client.Type != gjson.String {
-			return p.mismatch(errClientID, client, p.s.cfg.ClientIDs)
-		}
-		if _, ok := p.s.clientIDs[client.Str]; !ok {
-			return p.mismatch(errClientID, client, p.s.cfg.ClientIDs)
-		}
+	return p.s.policy.CheckScopes(scope, scp)
+}
+
+// refusal turns the shared policy's refusal into this provider's token error, which
+// says what was found and what is expected (for the log line).
+func (p *Provider) refusal(r *providers.PolicyRefusal, found gjson.Result) error {
+	switch r.Fault {
+	case providers.FaultAudienceType:
+		return p.mismatch(errAudType, found, p.s.cfg.Audiences)
+	case providers.FaultClient:
+		return p.mismatch(errClientID, found, p.s.cfg.ClientIDs)
+	case providers.FaultClaim:
+		c := p.s.policy.Claims()[r.Claim]
+		want, _ := json.Marshal(c.Want)
+		return &mismatchError{tokenError: errRequiredClaim, found: shownClaim(found),
+			expected: c.Name + " = " + string(want)}
 	}
-	for i := range p.s.claims {
-		if c := &p.s.claims[i]; !c.match(claims[i]) {
-			want, _ := json.Marshal(c.want)
-			return &mismatchError{tokenError: errRequiredClaim, found: shownClaim(claims[i]),
-				expected: c.name + " = " + string(want)}
-		}
-	}
-	for _, want := range p.s.scopes {
-		if !hasScope(scope, scp, want) {
-			return &providers.ScopeError{Required: p.s.scopes}
-		}
-	}
-	return nil
+	return p.mismatch(errAudience, found, p.s.cfg.Audiences)
 }
 
 // TokenClient returns the client the token in doc was issued to: the first claim of
@@ -67,96 +62,8 @@ func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
 func (p *Provider) TokenClient(doc []byte) (string, bool) {
 	v := make([]gjson.Result, len(p.s.clientIDClaims))
 	members(view(doc), p.s.clientIDClaims, v)
-	c, ok := firstPresent(v)
-	return strings.Clone(c), ok
-}
-
-// firstPresent is the first value that exists, when it is a string.
-func firstPresent(vs []gjson.Result) (string, bool) {
-	r := firstPresentResult(vs)
-	return r.Str, r.Type == gjson.String
-}
-
-// firstPresentResult is the first value that exists; a zero Result when none does.
-func firstPresentResult(vs []gjson.Result) gjson.Result {
-	for _, r := range vs {
-		if r.Exists() {
-			return r
-		}
-	}
-	return gjson.Result{}
-}
-
-// hasScope looks for want in scope (a space-separated string, RFC 8693 §4.2, or an array,
-// as PingFederate issues it) or scp (a string or an array, as Entra ID and Okta issue it).
-func hasScope(scope, scp gjson.Result, want string) bool {
-	if scope.Type == gjson.String && inSpaceList(scope.Str, want) {
-		return true
-	}
-	if scope.IsArray() && inArray(scope, want) {
-		// PingFederate's JWT access tokens write scope as an array.
-		return true
-	}
-	switch {
-	case scp.Type == gjson.String:
-		return inSpaceList(scp.Str, want)
-	case scp.IsArray():
-		return inArray(scp, want)
-	}
-	return false
-}
-
-func inArray(arr gjson.Result, want string) bool {
-	found := false
-	arr.ForEach(func(_, v gjson.Result) bool {
-		if v.Type == gjson.String && v.Str == want {
-			found = true
-			return false
-		}
-		return true
-	})
-	return found
-}
-
-func inSpaceList(list, want string) bool {
-	for len(list) > 0 {
-		i := 0
-		for i < len(list) && list[i] != ' ' {
-			i++
-		}
-		if list[:i] == want {
-			return true
-		}
-		if i == len(list) {
-			break
-		}
-		list = list[i+1:]
-	}
-	return false
-}
-
-// match compares the claim's value v with its required value, type-strictly.
-func (m *claimMatcher) match(v gjson.Result) bool {
-	if !v.Exists() {
-		return false
-	}
-	switch w := m.want.(type) {
-	case string:
-		return v.Type == gjson.String && v.Str == w
-	case float64:
-		return v.Type == gjson.Number && v.Num == w
-	case bool:
-		return (v.Type == gjson.True && w) || (v.Type == gjson.False && !w)
-	case nil:
-		return v.Type == gjson.Null
-	default:
-		// Arrays and objects are rare in required_claims: decode and compare whole.
-		var got any
-		if err := json.Unmarshal([]byte(v.Raw), &got); err != nil {
-			return false
-		}
-		return reflect.DeepEqual(got, w)
-	}
+	c := providers.FirstPresent(v)
+	return strings.Clone(c.Str), c.Type == gjson.String
 }
 
 // Health reports whether keys were ever loaded (Ready) and whether the last attempt to

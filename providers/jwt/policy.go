@@ -33,7 +33,7 @@ func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
 	if exp, ok := numericDate(exp); !ok {
 		return errNoExp
 	} else if !now.Before(exp.Add(p.s.leeway)) {
-		return errExpired
+		return expired(exp, now, p.s.leeway)
 	}
 	if err := p.checkAudience(aud); err != nil {
 		return err

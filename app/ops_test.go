@@ -72,7 +72,7 @@ func TestReadiness(t *testing.T) {
 		if ready != tt.want {
 			t.Errorf("%s: ready %v, want %v (%v)", tt.name, ready, tt.want, detail)
 		}
-		if _, ok := detail["provider:a"]; !ok {
+		if _, ok := detail.Providers["a"]; !ok {
 			t.Errorf("%s: no detail for provider a: %v", tt.name, detail)
 		}
 	}

@@ -140,48 +140,46 @@ const dnsTimeout = time.Second
 // whose keys never loaded) is shown unready in the detail, but one IdP down during a
 // scale-up must not keep new replicas, and every other issuer, out of the load balancer.
 // An outage is reported, and the replica keeps its place (the contract's /readyz).
-func (p *Process) health(plan *Plan) func(context.Context) (bool, map[string]any) {
+func (p *Process) health(plan *Plan) func(context.Context) (bool, server.Dependencies) {
 	cfg := plan.Config
-	return func(ctx context.Context) (bool, map[string]any) {
+	return func(ctx context.Context) (bool, server.Dependencies) {
 		ready := false
-		out := map[string]any{}
+		deps := server.Dependencies{Providers: make(map[string]server.ProviderHealth, len(plan.Instances))}
 		for _, in := range plan.Instances {
-			entry := map[string]any{"type": in.Type}
+			entry := server.ProviderHealth{Type: in.Type}
 			if h, ok := in.Provider.(providers.HealthChecker); !ok {
 				ready = true // nothing to wait for
 			} else {
 				st := h.Health(ctx)
 				ready = ready || st.Ready
-				entry["ready"], entry["ok"] = st.Ready, st.OK
-				if st.Detail != "" {
-					entry["detail"] = st.Detail
-				}
+				entry.Health = &st
 			}
 			for i, e := range in.Enrichers {
 				if h, ok := e.(providers.HealthChecker); ok {
-					entry[fmt.Sprintf("step%d", i)] = h.Health(ctx)
+					if entry.Steps == nil {
+						entry.Steps = map[int]providers.Health{}
+					}
+					entry.Steps[i] = h.Health(ctx)
 				}
 			}
-			out["provider:"+in.Name] = entry
+			deps.Providers[in.Name] = entry
 		}
 		if plan.Directories != nil {
-			for name, h := range plan.Directories.Health(ctx) {
-				out["directory:"+name] = h
-			}
+			deps.Directories = plan.Directories.Health(ctx)
 		}
 		if p != nil {
-			entry := map[string]any{"backend": "memory", "ok": true}
+			deps.Cache = &server.CacheHealth{Backend: "memory", OK: true}
 			if p.redis != nil {
 				h := p.redis.Health(ctx)
-				entry = map[string]any{"backend": "redis", "ok": h.OK, "degraded": h.Degraded, "detail": h.Detail,
-					"topology": h.Topology, "primaries": h.Primaries}
+				deps.Cache = &server.CacheHealth{Backend: "redis", OK: h.OK, RedisHealth: &server.RedisHealth{
+					Degraded: h.Degraded, Detail: h.Detail, Topology: h.Topology, Primaries: h.Primaries}}
 			}
-			out["cache"] = entry
 		}
 		if cfg.Spotnana != nil && cfg.Spotnana.TokenURL != "" {
-			out["spotnana"] = resolvable(ctx, cfg.Spotnana.TokenURL)
+			h := resolvable(ctx, cfg.Spotnana.TokenURL)
+			deps.Spotnana = &h
 		}
-		return ready, out
+		return ready, deps
 	}
 }
 

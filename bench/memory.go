@@ -11,7 +11,7 @@ import (
 
 	"bufio"
 
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
+	"github.com/idbridge/idbridge/demoissuer"
 )
 
 // memResult is the per-identity memory measure.
@@ -32,13 +32,13 @@ type memResult struct {
 // RS256: minting 100,000 RSA signatures would take minutes on two cores, and the
 // cached document (the verified claims) does not depend on the algorithm.
 func (sc *scenarios) setupMemory(e *env) error {
-	is, err := jwttest.NewIssuer(jwttest.WithAlgorithms("ES256"))
+	is, err := demoissuer.NewIssuer(demoissuer.WithAlgorithms("ES256"))
 	if err != nil {
 		return err
 	}
 	e.atExit(is.Close)
 	t0 := time.Now()
-	tokens, err := mintAll(e.o.memTokens, func(i int) (string, error) { return is.Mint(userClaims(i), jwttest.WithAlg("ES256")) })
+	tokens, err := mintAll(e.o.memTokens, func(i int) (string, error) { return is.Mint(userClaims(i), demoissuer.WithAlg("ES256")) })
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/idbridge/idbridge/cache"
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
+	"github.com/idbridge/idbridge/demoissuer"
 	"github.com/idbridge/idbridge/providers/ldap/ldaptest"
 	"github.com/idbridge/idbridge/spotnana"
 )
@@ -62,7 +62,7 @@ type scenarios struct {
 	want  map[string]bool
 	notes []string
 
-	issuer   *jwttest.Issuer
+	issuer   *demoissuer.Issuer
 	hot      string   // scenario a's one token
 	distinct []string // scenario b's cycled tokens
 	pem      string   // issuer public key for the jwtverify baseline
@@ -137,7 +137,7 @@ func setupScenarios(e *env) (*scenarios, error) {
 		sc.want[s] = e.o.only == "" || strings.Contains(","+e.o.only+",", ","+s+",")
 	}
 	var err error
-	if sc.issuer, err = jwttest.NewIssuer(); err != nil {
+	if sc.issuer, err = demoissuer.NewIssuer(); err != nil {
 		return nil, err
 	}
 	e.atExit(sc.issuer.Close)

@@ -83,20 +83,19 @@ func hasProvider(rt *Runtime, name string) bool {
 func (s *Server) readyz(c *gin.Context) {
 	rt := s.acquireCurrent()
 	defer rt.release()
-	ready := s.ready.Load()
-	detail := map[string]any{}
+	r := Readiness{Ready: s.ready.Load()}
 	if rt.Health != nil {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
-		ok, d := rt.Health(ctx)
+		ok, deps := rt.Health(ctx)
 		cancel()
-		ready = ready && ok
-		detail = d
+		r.Ready = r.Ready && ok
+		r.Dependencies = deps
 	}
 	status := http.StatusOK
-	if !ready {
+	if !r.Ready {
 		status = http.StatusServiceUnavailable
 	}
-	body, _ := json.Marshal(map[string]any{"ready": ready, "dependencies": detail})
+	body, _ := json.Marshal(r)
 	c.Header("Cache-Control", "no-store")
 	c.Data(status, "application/json", append(body, '\n'))
 }

@@ -14,10 +14,10 @@ import (
 
 	"github.com/idbridge/idbridge/cache"
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/demoissuer"
 	"github.com/idbridge/idbridge/mapping"
 	"github.com/idbridge/idbridge/providers"
 	"github.com/idbridge/idbridge/providers/jwt"
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
 )
 
 // benchSetup builds what `idbridge serve` would for one jwt provider in front of a test
@@ -25,7 +25,7 @@ import (
 func benchSetup(b *testing.B, cacheTTL bool) (*Server, *Bridge, string) {
 	b.Helper()
 	gin.SetMode(gin.ReleaseMode)
-	is, err := jwttest.NewIssuer()
+	is, err := demoissuer.NewIssuer()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -35,7 +35,7 @@ type Runtime struct {
 	JWKS http.Handler
 	// Health reports dependencies for /readyz: ready is false only while the runtime
 	// cannot serve at all (a jwt provider that never loaded keys).
-	Health func(ctx context.Context) (ready bool, detail map[string]any)
+	Health func(ctx context.Context) (ready bool, deps Dependencies)
 	// Close releases the runtime's resources once no request uses it any more.
 	Close func()
 

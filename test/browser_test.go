@@ -15,7 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
+	"github.com/idbridge/idbridge/demoissuer"
 	"github.com/idbridge/idbridge/spotnana"
 	"github.com/idbridge/idbridge/test/browsertest"
 	"github.com/idbridge/idbridge/web"
@@ -116,7 +116,7 @@ window.attack = () => {
 
 // browserEnv is the whole topology of one browser test.
 type browserEnv struct {
-	is       *jwttest.Issuer
+	is       *demoissuer.Issuer
 	br       *bridge
 	sb       *sandboxProc
 	embedURL string

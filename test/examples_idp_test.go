@@ -13,7 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
+	"github.com/idbridge/idbridge/demoissuer"
 )
 
 // idpHosts are the identity providers' hosts named in configs/examples; the example
@@ -28,7 +28,7 @@ var idpHosts = []string{
 // fakeIdPs serves, for every issuer of an example, its discovery document, one JWKS for
 // all (any other GET path), and a userinfo endpoint answering userinfo.
 type fakeIdPs struct {
-	is       *jwttest.Issuer
+	is       *demoissuer.Issuer
 	srv      *httptest.Server
 	issuers  []string
 	userinfo []byte
@@ -36,7 +36,7 @@ type fakeIdPs struct {
 
 func newFakeIdPs(t *testing.T) *fakeIdPs {
 	t.Helper()
-	is, err := jwttest.NewIssuer(jwttest.WithoutServer())
+	is, err := demoissuer.NewIssuer(demoissuer.WithoutServer())
 	if err != nil {
 		t.Fatal(err)
 	}

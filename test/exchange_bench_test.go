@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
+	"github.com/idbridge/idbridge/demoissuer"
 	"github.com/idbridge/idbridge/spotnana"
 )
 
@@ -36,7 +36,7 @@ type benchEnv struct {
 
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
-	is, err := jwttest.NewIssuer()
+	is, err := demoissuer.NewIssuer()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idbridge/idbridge/demoissuer"
 	"github.com/idbridge/idbridge/providers/introspection/idptest"
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
 )
 
 // keySource is how a jwt provider gets its keys; the key-set cases run through each.
@@ -34,12 +34,12 @@ const (
 
 var keySources = []keySource{viaDiscovery, viaJWKSURI, viaJWKSFile}
 
-// keyIdP is an issuer whose published key set is its jwttest keys plus extra raw JWK
+// keyIdP is an issuer whose published key set is its demoissuer keys plus extra raw JWK
 // entries (keys idbridge cannot use), served by discovery and jwks_uri, or written to a
 // jwks_file that publish rewrites.
 type keyIdP struct {
 	t      *testing.T
-	is     *jwttest.Issuer
+	is     *demoissuer.Issuer
 	srv    *httptest.Server
 	file   string
 	extra  atomic.Pointer[[]json.RawMessage]
@@ -49,9 +49,9 @@ type keyIdP struct {
 	source keySource
 }
 
-func newKeyIdP(t *testing.T, source keySource, extra []json.RawMessage, opts ...jwttest.Option) *keyIdP {
+func newKeyIdP(t *testing.T, source keySource, extra []json.RawMessage, opts ...demoissuer.Option) *keyIdP {
 	t.Helper()
-	is, err := jwttest.NewIssuer(append([]jwttest.Option{jwttest.WithoutServer()}, opts...)...)
+	is, err := demoissuer.NewIssuer(append([]demoissuer.Option{demoissuer.WithoutServer()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestUnusableKeysAreSkipped(t *testing.T) {
 			if r := do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(mint(t, idp.is, nil))); r.Status != 200 {
 				t.Fatalf("token under the usable key: %d %s", r.Status, r.Body)
 			}
-			if r := do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(mint(t, idp.is, nil, jwttest.WithKID("many")))); r.Status != 401 {
+			if r := do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(mint(t, idp.is, nil, demoissuer.WithKID("many")))); r.Status != 401 {
 				t.Fatalf("the sixth key under one kid was used: %d %s", r.Status, r.Body)
 			}
 			r := do(t, "GET", br.Admin+"/readyz", nil)
@@ -282,7 +282,7 @@ func TestKeylessTokenTriesEveryKey(t *testing.T) {
 			}
 			br := startBridge(t, idp.config(""))
 			// Mint signs with the newest key: the fifth of the set.
-			if r := do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(mint(t, idp.is, nil, jwttest.WithoutKID()))); r.Status != 200 {
+			if r := do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(mint(t, idp.is, nil, demoissuer.WithoutKID()))); r.Status != 200 {
 				t.Fatalf("keyless token under the fifth key: %d %s", r.Status, r.Body)
 			}
 		})
@@ -298,7 +298,7 @@ func TestRotationRightAfterJunkKid(t *testing.T) {
 			t.Parallel()
 			idp := newKeyIdP(t, src, nil)
 			br := startBridge(t, idp.config(""))
-			if r := do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(mint(t, idp.is, nil, jwttest.WithKID("junk")))); r.Status != 401 {
+			if r := do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(mint(t, idp.is, nil, demoissuer.WithKID("junk")))); r.Status != 401 {
 				t.Fatalf("junk kid: %d %s", r.Status, r.Body)
 			}
 			if _, err := idp.is.Rotate("RS256", true); err != nil {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
+	"github.com/idbridge/idbridge/demoissuer"
 	"github.com/idbridge/idbridge/providers/ldap/ldaptest"
 )
 
@@ -201,7 +201,7 @@ func TestLDAPEndToEnd(t *testing.T) {
 
 func TestLDAPWrongBindPassword(t *testing.T) {
 	dir := startSlapd(t)
-	is := newIssuer(t, jwttest.WithAlgorithms("RS256"))
+	is := newIssuer(t, demoissuer.WithAlgorithms("RS256"))
 	br := startBridge(t, ldapConfig(is.URL(), dir.URL(), "wrong-password", 2))
 	tok, _ := is.Mint(map[string]any{"sub": "alice", "aud": "idbridge"})
 	if r := do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(tok)); r.Status != 503 {

@@ -27,7 +27,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
+	"github.com/idbridge/idbridge/demoissuer"
 )
 
 // introspector is a fake RFC 7662 endpoint that counts the token lookups it answers
@@ -535,7 +535,7 @@ func TestLimitsThroughBinary(t *testing.T) {
 // TestOutboundCAFile: a JWKS served over HTTPS by a private CA is fetched once
 // outbound.ca_file names that CA, and not without it.
 func TestOutboundCAFile(t *testing.T) {
-	is := newIssuer(t, jwttest.WithoutServer())
+	is := newIssuer(t, demoissuer.WithoutServer())
 	ts := httptest.NewTLSServer(is.Handler())
 	t.Cleanup(ts.Close)
 	is.SetURL(ts.URL)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
+	"github.com/idbridge/idbridge/demoissuer"
 	"github.com/idbridge/idbridge/test/browsertest"
 )
 
@@ -34,7 +34,7 @@ func clear(id string) chromedp.Action[chromedp.Void] {
 // pasted token is flagged UNVERIFIED; "resolve" runs it through the real chain; no token
 // reaches a URL or a log line; the page's CSP holds (no violation in the console).
 func TestPlaygroundInBrowser(t *testing.T) {
-	is, err := jwttest.NewIssuer()
+	is, err := demoissuer.NewIssuer()
 	if err != nil {
 		t.Fatal(err)
 	}

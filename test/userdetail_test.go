@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
+	"github.com/idbridge/idbridge/demoissuer"
 )
 
 // jwtConfig is a bridge config with one jwt provider in front of issuer.
@@ -47,9 +47,9 @@ mapping:
 `, issuer, extra)
 }
 
-func newIssuer(t *testing.T, opts ...jwttest.Option) *jwttest.Issuer {
+func newIssuer(t *testing.T, opts ...demoissuer.Option) *demoissuer.Issuer {
 	t.Helper()
-	is, err := jwttest.NewIssuer(opts...)
+	is, err := demoissuer.NewIssuer(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func newIssuer(t *testing.T, opts ...jwttest.Option) *jwttest.Issuer {
 	return is
 }
 
-func mint(t *testing.T, is *jwttest.Issuer, claims map[string]any, opts ...jwttest.MintOption) string {
+func mint(t *testing.T, is *demoissuer.Issuer, claims map[string]any, opts ...demoissuer.MintOption) string {
 	t.Helper()
 	base := map[string]any{"sub": "u-alice", "aud": "idbridge", "scope": "openid travel", "email": "alice@example.com", "email_verified": true}
 	for k, v := range claims {
@@ -75,7 +75,7 @@ func mint(t *testing.T, is *jwttest.Issuer, claims map[string]any, opts ...jwtte
 }
 
 func TestUserDetailErrorTable(t *testing.T) {
-	is := newIssuer(t, jwttest.WithAlgorithms("RS256", "ES256", "EdDSA"))
+	is := newIssuer(t, demoissuer.WithAlgorithms("RS256", "ES256", "EdDSA"))
 	other := newIssuer(t)
 	br := startBridge(t, jwtConfig(is.URL(), ""))
 	url := br.URL + "/v1/user-detail"
@@ -101,8 +101,8 @@ func TestUserDetailErrorTable(t *testing.T) {
 	}
 	cases := []tc{
 		{name: "RS256 accepted", headers: []string{bearer(valid)}, status: 200, body: `{"user":{"email":"alice@example.com"}}`},
-		{name: "ES256 accepted", headers: []string{bearer(mint(t, is, nil, jwttest.WithAlg("ES256")))}, status: 200, body: `{"user":{"email":"alice@example.com"}}`},
-		{name: "EdDSA accepted", headers: []string{bearer(mint(t, is, nil, jwttest.WithAlg("EdDSA")))}, status: 200, body: `{"user":{"email":"alice@example.com"}}`},
+		{name: "ES256 accepted", headers: []string{bearer(mint(t, is, nil, demoissuer.WithAlg("ES256")))}, status: 200, body: `{"user":{"email":"alice@example.com"}}`},
+		{name: "EdDSA accepted", headers: []string{bearer(mint(t, is, nil, demoissuer.WithAlg("EdDSA")))}, status: 200, body: `{"user":{"email":"alice@example.com"}}`},
 		{name: "no Authorization header", status: 401, wwwAuth: `^Bearer realm="corp"$`},
 		{name: "malformed header", headers: []string{"Authorization: Basic YTpi"}, status: 400, wwwAuth: `error="invalid_request"`, errCode: "invalid_request"},
 		{name: "bearer without token", headers: []string{"Authorization: Bearer "}, status: 400, wwwAuth: `error="invalid_request"`, errCode: "invalid_request"},
@@ -110,10 +110,10 @@ func TestUserDetailErrorTable(t *testing.T) {
 		{name: "not yet valid", headers: []string{bearer(mint(t, is, map[string]any{"nbf": now.Add(time.Hour).Unix()}))}, status: 401, wwwAuth: `error="invalid_token"`, errCode: "invalid_token"},
 		{name: "wrong issuer", headers: []string{bearer(mint(t, other, nil))}, status: 401, wwwAuth: `error="invalid_token"`, errCode: "invalid_token"},
 		{name: "wrong audience", headers: []string{bearer(mint(t, is, map[string]any{"aud": "someone-else"}))}, status: 401, wwwAuth: `error="invalid_token"`, errCode: "invalid_token"},
-		{name: "unknown key", headers: []string{bearer(mint(t, is, nil, jwttest.WithKID("no-such-key")))}, status: 401, wwwAuth: `error="invalid_token"`, errCode: "invalid_token"},
+		{name: "unknown key", headers: []string{bearer(mint(t, is, nil, demoissuer.WithKID("no-such-key")))}, status: 401, wwwAuth: `error="invalid_token"`, errCode: "invalid_token"},
 		{name: "alg none", headers: []string{bearer(must(is.MintNone(map[string]any{"aud": "idbridge", "scope": "travel", "email": "alice@example.com", "email_verified": true})))}, status: 401, wwwAuth: `error="invalid_token"`, errCode: "invalid_token"},
-		{name: "HS256 signed with the RSA public key (PEM)", headers: []string{bearer(must(is.MintHMACWithPublicKey(map[string]any{"aud": "idbridge", "scope": "travel", "email": "alice@example.com", "email_verified": true}, jwttest.FormPEM)))}, status: 401, wwwAuth: `error="invalid_token"`, errCode: "invalid_token"},
-		{name: "HS256 signed with the RSA public key (DER)", headers: []string{bearer(must(is.MintHMACWithPublicKey(map[string]any{"aud": "idbridge", "scope": "travel", "email": "alice@example.com", "email_verified": true}, jwttest.FormDER)))}, status: 401, wwwAuth: `error="invalid_token"`, errCode: "invalid_token"},
+		{name: "HS256 signed with the RSA public key (PEM)", headers: []string{bearer(must(is.MintHMACWithPublicKey(map[string]any{"aud": "idbridge", "scope": "travel", "email": "alice@example.com", "email_verified": true}, demoissuer.FormPEM)))}, status: 401, wwwAuth: `error="invalid_token"`, errCode: "invalid_token"},
+		{name: "HS256 signed with the RSA public key (DER)", headers: []string{bearer(must(is.MintHMACWithPublicKey(map[string]any{"aud": "idbridge", "scope": "travel", "email": "alice@example.com", "email_verified": true}, demoissuer.FormDER)))}, status: 401, wwwAuth: `error="invalid_token"`, errCode: "invalid_token"},
 		{name: "tampered payload", headers: []string{bearer(tampered)}, status: 401, wwwAuth: `error="invalid_token"`, errCode: "invalid_token"},
 		{name: "opaque token nobody handles", headers: []string{bearer("2YotnFZFEjr1zCsicMWpAA")}, status: 401, wwwAuth: `error="invalid_token"`, errCode: "invalid_token"},
 		{name: "missing scope", headers: []string{bearer(mint(t, is, map[string]any{"scope": "openid"}))}, status: 403, wwwAuth: `error="insufficient_scope", scope="travel"`, errCode: "insufficient_scope"},
@@ -224,7 +224,7 @@ func TestKeyRotationAndOutages(t *testing.T) {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				tok := mint(t, is, map[string]any{"jti": fmt.Sprint(i)}, jwttest.WithKID(fmt.Sprintf("kid-%d", i)))
+				tok := mint(t, is, map[string]any{"jti": fmt.Sprint(i)}, demoissuer.WithKID(fmt.Sprintf("kid-%d", i)))
 				if r := do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(tok)); r.Status != 401 {
 					t.Errorf("unknown kid: %d", r.Status)
 				}

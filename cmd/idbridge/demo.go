@@ -22,7 +22,7 @@ import (
 
 	"github.com/idbridge/idbridge/app"
 	"github.com/idbridge/idbridge/configs"
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
+	"github.com/idbridge/idbridge/demoissuer"
 	"github.com/idbridge/idbridge/spotnana"
 )
 
@@ -197,12 +197,12 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	// The issuer.
 	// Minted tokens default to what the demo's provider accepts (aud idbridge); the body
 	// of a mint request overrides any claim.
-	mint := jwttest.WithMintEndpoint(map[string]any{"aud": "idbridge", "scope": "openid email"})
-	issuer, err := jwttest.NewIssuer(jwttest.WithAddr(o.issuerAddr), mint)
+	mint := demoissuer.WithMintEndpoint(map[string]any{"aud": "idbridge", "scope": "openid email"})
+	issuer, err := demoissuer.NewIssuer(demoissuer.WithAddr(o.issuerAddr), mint)
 	issuerMoved := false
 	if err != nil {
 		issuerMoved = true
-		if issuer, err = jwttest.NewIssuer(jwttest.WithAddr(fallbackAddr(o.issuerAddr)), mint); err != nil {
+		if issuer, err = demoissuer.NewIssuer(demoissuer.WithAddr(fallbackAddr(o.issuerAddr)), mint); err != nil {
 			return fmt.Errorf("demo issuer: %w", err)
 		}
 	}
@@ -409,10 +409,10 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	fmt.Fprintf(stdout, "     -d grant_type=%s -d client_id=%s \\\n", spotnana.GrantTokenExchange, demoClientID)
 	fmt.Fprintf(stdout, "     --data-urlencode \"client_secret=$(cat %s)\" --data-urlencode \"subject_token=$(cat %s)\" \\\n", secretFile, tokenFile)
 	fmt.Fprintf(stdout, "     -d subject_token_type=%s -d scope=openid\n", spotnana.TokenTypeAccessToken)
-	mintURL := q(issuer.URL() + jwttest.MintPath)
+	mintURL := q(issuer.URL() + demoissuer.MintPath)
 	fmt.Fprintf(stdout, "   # mint test tokens at the demo issuer (loopback only; the JSON body's claims override aud=idbridge):\n")
 	fmt.Fprintf(stdout, "   curl -s -X POST %s -d '{\"sub\":\"bob\",\"email\":\"%s\",\"email_verified\":true}' > bob.token\n", mintURL, demoUser2)
-	fmt.Fprintf(stdout, "   curl -s -X POST '%s?ttl=-5m' -d '{\"sub\":\"bob\",\"email\":\"%s\",\"email_verified\":true}' > expired.token   # 401\n", issuer.URL()+jwttest.MintPath, demoUser2)
+	fmt.Fprintf(stdout, "   curl -s -X POST '%s?ttl=-5m' -d '{\"sub\":\"bob\",\"email\":\"%s\",\"email_verified\":true}' > expired.token   # 401\n", issuer.URL()+demoissuer.MintPath, demoUser2)
 	fmt.Fprintf(stdout, "   curl -s -X POST %s -d '{\"sub\":\"carol\",\"email\":\"carol@example.com\",\"email_verified\":false}' > custom.token   # 403: unverified\n", mintURL)
 	fmt.Fprintf(stdout, "   curl -s -H \"Authorization: Bearer $(cat bob.token)\" %s\n", q(bridgeURL+cfg.Server.UserDetailPath))
 	fmt.Fprintf(stdout, "   # health, readiness, metrics\n")

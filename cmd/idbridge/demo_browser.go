@@ -7,7 +7,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
+	"github.com/idbridge/idbridge/demoissuer"
 	"github.com/idbridge/idbridge/spotnana"
 	"github.com/idbridge/idbridge/web"
 	"github.com/idbridge/idbridge/web/demoapp"
@@ -24,7 +24,7 @@ func appOrigin(ln net.Listener) string {
 
 // demoMint mints the demo users' tokens: alice and bob (both with Spotnana profiles),
 // carol (a user Spotnana does not know), and alice's token of an hour ago (expired).
-func demoMint(issuer *jwttest.Issuer) func(user string) (string, error) {
+func demoMint(issuer *demoissuer.Issuer) func(user string) (string, error) {
 	return func(user string) (string, error) {
 		claims := map[string]any{"sub": "alice", "aud": "idbridge", "email": demoUser, "email_verified": true, "scope": "openid email"}
 		switch user {
@@ -42,7 +42,7 @@ func demoMint(issuer *jwttest.Issuer) func(user string) (string, error) {
 
 // serveBrowserHalf serves the sandbox's iframe on embedLn and the company page on appLn
 // until ctx is done; done receives both servers' ends.
-func serveBrowserHalf(ctx context.Context, sb *spotnana.Sandbox, issuer *jwttest.Issuer, embedLn, appLn net.Listener, bridgeURL, exchangePath string, logger *slog.Logger) (embedURL, pageURL string, done func(), err error) {
+func serveBrowserHalf(ctx context.Context, sb *spotnana.Sandbox, issuer *demoissuer.Issuer, embedLn, appLn net.Listener, bridgeURL, exchangePath string, logger *slog.Logger) (embedURL, pageURL string, done func(), err error) {
 	embed := sb.Embed([]string{appOrigin(appLn)})
 	embedURL = "http://" + embedLn.Addr().String() + spotnana.SandboxEmbedPath
 	app, err := demoapp.New(demoapp.Config{

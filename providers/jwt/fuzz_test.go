@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/idbridge/idbridge/demoissuer"
 	"github.com/idbridge/idbridge/providers"
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
 )
 
 // FuzzAuthenticate: no input panics, none but the one genuinely signed seed is accepted,
@@ -14,7 +14,7 @@ import (
 // other providers use to steer tokens.
 func FuzzAuthenticate(f *testing.F) {
 	c := newClock()
-	is := newIssuer(f, c, jwttest.WithAlgorithms("RS256", "ES256", "EdDSA"))
+	is := newIssuer(f, c, demoissuer.WithAlgorithms("RS256", "ES256", "EdDSA"))
 	p := newTestProvider(f, c, baseYAML(is, "algorithms: [RS256, ES256, EdDSA]", "jwks_refresh: 1h"))
 	valid := map[string]bool{}
 	add := func(tok string, err error, ok bool) {
@@ -28,15 +28,15 @@ func FuzzAuthenticate(f *testing.F) {
 	}
 	tok, err := is.Mint(claims())
 	add(tok, err, true)
-	tok, err = is.Mint(claims(), jwttest.WithAlg("ES256"))
+	tok, err = is.Mint(claims(), demoissuer.WithAlg("ES256"))
 	add(tok, err, true)
-	tok, err = is.Mint(claims(), jwttest.WithAlg("EdDSA"), jwttest.WithoutKID())
+	tok, err = is.Mint(claims(), demoissuer.WithAlg("EdDSA"), demoissuer.WithoutKID())
 	add(tok, err, true)
 	tok, err = is.MintNone(claims())
 	add(tok, err, false)
-	tok, err = is.MintHMACWithPublicKey(claims(), jwttest.FormPEM)
+	tok, err = is.MintHMACWithPublicKey(claims(), demoissuer.FormPEM)
 	add(tok, err, false)
-	tok, err = is.Mint(claims(), jwttest.WithKID("x"))
+	tok, err = is.Mint(claims(), demoissuer.WithKID("x"))
 	add(tok, err, false)
 	for _, s := range []string{"", ".", "..", "a.b.c", "eyJhbGciOiJub25lIn0.e30.", "e30.e30.e30",
 		"eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.AA", strings.Repeat("A", 20000)} {

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/demoissuer"
 	"github.com/idbridge/idbridge/providers"
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -43,10 +43,10 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newIssuer(t testing.TB, c *clock, opts ...jwttest.Option) *jwttest.Issuer {
+func newIssuer(t testing.TB, c *clock, opts ...demoissuer.Option) *demoissuer.Issuer {
 	t.Helper()
-	opts = append([]jwttest.Option{jwttest.WithClock(c.Now)}, opts...)
-	is, err := jwttest.NewIssuer(opts...)
+	opts = append([]demoissuer.Option{demoissuer.WithClock(c.Now)}, opts...)
+	is, err := demoissuer.NewIssuer(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func section(t testing.TB, text string) *configs.ProviderSection {
 }
 
 // baseYAML is a minimal config for issuer is; extra lines are appended.
-func baseYAML(is *jwttest.Issuer, extra ...string) string {
+func baseYAML(is *demoissuer.Issuer, extra ...string) string {
 	lines := append([]string{
 		"issuer: " + is.URL(),
 		"audiences: [idbridge]",
@@ -89,7 +89,7 @@ func newTestProvider(t testing.TB, c *clock, text string) *Provider {
 	return inst.Provider.(*Provider)
 }
 
-func mint(t testing.TB, is *jwttest.Issuer, claims map[string]any, opts ...jwttest.MintOption) string {
+func mint(t testing.TB, is *demoissuer.Issuer, claims map[string]any, opts ...demoissuer.MintOption) string {
 	t.Helper()
 	tok, err := is.Mint(claims, opts...)
 	if err != nil {

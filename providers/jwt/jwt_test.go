@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/demoissuer"
 	"github.com/idbridge/idbridge/providers"
-	"github.com/idbridge/idbridge/providers/jwt/jwttest"
 	"github.com/tidwall/gjson"
 )
 
@@ -27,26 +27,26 @@ func TestAuthenticateAccepts(t *testing.T) {
 		algs   []string // issuer keys
 		extra  []string // config lines
 		claims func(c *clock) map[string]any
-		opts   []jwttest.MintOption
+		opts   []demoissuer.MintOption
 	}{
 		{name: "RS256", algs: []string{"RS256"}},
-		{name: "ES256", algs: []string{"ES256"}, extra: []string{"algorithms: [ES256]"}, opts: []jwttest.MintOption{jwttest.WithAlg("ES256")}},
-		{name: "EdDSA", algs: []string{"EdDSA"}, extra: []string{"algorithms: [EdDSA]"}, opts: []jwttest.MintOption{jwttest.WithAlg("EdDSA")}},
-		{name: "ES384", algs: []string{"ES384"}, extra: []string{"algorithms: [ES384]"}, opts: []jwttest.MintOption{jwttest.WithAlg("ES384")}},
-		{name: "PS256 with a PS256 key", algs: []string{"PS256"}, extra: []string{"algorithms: [PS256]"}, opts: []jwttest.MintOption{jwttest.WithAlg("PS256")}},
-		{name: "mixed set picks by kid", algs: []string{"RS256", "ES256", "EdDSA"}, extra: []string{"algorithms: [RS256, ES256, EdDSA]"}, opts: []jwttest.MintOption{jwttest.WithAlg("ES256")}},
-		{name: "no kid tries fitting keys", algs: []string{"RS256", "ES256"}, extra: []string{"algorithms: [RS256, ES256]"}, opts: []jwttest.MintOption{jwttest.WithoutKID()}},
+		{name: "ES256", algs: []string{"ES256"}, extra: []string{"algorithms: [ES256]"}, opts: []demoissuer.MintOption{demoissuer.WithAlg("ES256")}},
+		{name: "EdDSA", algs: []string{"EdDSA"}, extra: []string{"algorithms: [EdDSA]"}, opts: []demoissuer.MintOption{demoissuer.WithAlg("EdDSA")}},
+		{name: "ES384", algs: []string{"ES384"}, extra: []string{"algorithms: [ES384]"}, opts: []demoissuer.MintOption{demoissuer.WithAlg("ES384")}},
+		{name: "PS256 with a PS256 key", algs: []string{"PS256"}, extra: []string{"algorithms: [PS256]"}, opts: []demoissuer.MintOption{demoissuer.WithAlg("PS256")}},
+		{name: "mixed set picks by kid", algs: []string{"RS256", "ES256", "EdDSA"}, extra: []string{"algorithms: [RS256, ES256, EdDSA]"}, opts: []demoissuer.MintOption{demoissuer.WithAlg("ES256")}},
+		{name: "no kid tries fitting keys", algs: []string{"RS256", "ES256"}, extra: []string{"algorithms: [RS256, ES256]"}, opts: []demoissuer.MintOption{demoissuer.WithoutKID()}},
 		{name: "aud array", algs: []string{"RS256"}, claims: func(*clock) map[string]any { return claims("aud", []string{"other", "idbridge"}) }},
-		{name: "typ at+jwt", algs: []string{"RS256"}, extra: []string{"types: [at+jwt]"}, opts: []jwttest.MintOption{jwttest.WithTyp("at+jwt")}},
-		{name: "typ application/AT+JWT", algs: []string{"RS256"}, extra: []string{"types: [at+jwt]"}, opts: []jwttest.MintOption{jwttest.WithTyp("application/AT+JWT")}},
+		{name: "typ at+jwt", algs: []string{"RS256"}, extra: []string{"types: [at+jwt]"}, opts: []demoissuer.MintOption{demoissuer.WithTyp("at+jwt")}},
+		{name: "typ application/AT+JWT", algs: []string{"RS256"}, extra: []string{"types: [at+jwt]"}, opts: []demoissuer.MintOption{demoissuer.WithTyp("application/AT+JWT")}},
 		{name: "exp within leeway", algs: []string{"RS256"}, claims: func(c *clock) map[string]any { return claims("exp", unix(c, -10*time.Second)) }},
 		{name: "fractional exp", algs: []string{"RS256"}, claims: func(c *clock) map[string]any { return claims("exp", float64(unix(c, time.Hour))+0.5) }},
-		{name: "jku in header is ignored", algs: []string{"RS256"}, opts: []jwttest.MintOption{jwttest.WithHeader("jku", "http://127.0.0.1:1/evil")}},
+		{name: "jku in header is ignored", algs: []string{"RS256"}, opts: []demoissuer.MintOption{demoissuer.WithHeader("jku", "http://127.0.0.1:1/evil")}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newClock()
-			is := newIssuer(t, c, jwttest.WithAlgorithms(tc.algs...))
+			is := newIssuer(t, c, demoissuer.WithAlgorithms(tc.algs...))
 			p := newTestProvider(t, c, baseYAML(is, tc.extra...))
 			cl := claims()
 			if tc.claims != nil {
@@ -73,7 +73,7 @@ func TestAuthenticateAccepts(t *testing.T) {
 func TestAuthenticateRejects(t *testing.T) {
 	type fixture struct {
 		c  *clock
-		is *jwttest.Issuer
+		is *demoissuer.Issuer
 	}
 	tests := []struct {
 		name    string
@@ -94,7 +94,7 @@ func TestAuthenticateRejects(t *testing.T) {
 			return mint(t, f.is, claims("iat", unix(f.c, time.Hour)))
 		}},
 		{name: "exp missing", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
-			return mint(t, f.is, claims("iss", f.is.URL()), jwttest.WithoutDefaults())
+			return mint(t, f.is, claims("iss", f.is.URL()), demoissuer.WithoutDefaults())
 		}},
 		{name: "exp a string", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return mint(t, f.is, claims("exp", "4102444800"))
@@ -113,16 +113,16 @@ func TestAuthenticateRejects(t *testing.T) {
 			return mint(t, f.is, claims("aud", nil))
 		}},
 		{name: "unknown kid", reason: "unknown key id", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
-			return mint(t, f.is, claims(), jwttest.WithKID("no-such-key"))
+			return mint(t, f.is, claims(), demoissuer.WithKID("no-such-key"))
 		}},
 		{name: "alg none", reason: "algorithm not allowed", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return must(t)(f.is.MintNone(claims()))
 		}},
 		{name: "HS256 keyed with the RSA public key PEM", reason: "algorithm not allowed", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
-			return must(t)(f.is.MintHMACWithPublicKey(claims(), jwttest.FormPEM))
+			return must(t)(f.is.MintHMACWithPublicKey(claims(), demoissuer.FormPEM))
 		}},
 		{name: "HS256 keyed with the RSA public key DER", reason: "algorithm not allowed", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
-			return must(t)(f.is.MintHMACWithPublicKey(claims(), jwttest.FormDER))
+			return must(t)(f.is.MintHMACWithPublicKey(claims(), demoissuer.FormDER))
 		}},
 		{name: "tampered payload", reason: "signature invalid", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return must(t)(f.is.Tamper(mint(t, f.is, claims()), claims("email", "admin@example.com")))
@@ -132,26 +132,26 @@ func TestAuthenticateRejects(t *testing.T) {
 			return tok[:strings.LastIndexByte(tok, '.')+1]
 		}},
 		{name: "typ not allowed", reason: "typ not allowed", extra: []string{"types: [at+jwt]"}, want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
-			return mint(t, f.is, claims(), jwttest.WithTyp("JWT"))
+			return mint(t, f.is, claims(), demoissuer.WithTyp("JWT"))
 		}},
 		{name: "typ missing when required", extra: []string{"types: [at+jwt]"}, want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			return mint(t, f.is, claims())
 		}},
 		{name: "key alg mismatch: RS256 key used for PS256", reason: "key does not fit", extra: []string{"algorithms: [RS256, PS256]"}, want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
-			return mint(t, f.is, claims(), jwttest.WithAlg("PS256"))
+			return mint(t, f.is, claims(), demoissuer.WithAlg("PS256"))
 		}},
 		{name: "alg not in allowlist", algs: []string{"RS256", "ES256"}, want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
-			return mint(t, f.is, claims(), jwttest.WithAlg("ES256"))
+			return mint(t, f.is, claims(), demoissuer.WithAlg("ES256"))
 		}},
 		{name: "key type does not fit alg", reason: "key does not fit", algs: []string{"RS256", "ES256"}, extra: []string{"algorithms: [RS256, ES256]"}, want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
 			rsaKey, _ := f.is.SigningKey("RS256")
-			return mint(t, f.is, claims(), jwttest.WithAlg("ES256"), jwttest.WithKID(rsaKey.KID))
+			return mint(t, f.is, claims(), demoissuer.WithAlg("ES256"), demoissuer.WithKID(rsaKey.KID))
 		}},
 		{name: "crit header", reason: "critical", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
-			return mint(t, f.is, claims(), jwttest.WithHeader("crit", []string{"exp"}), jwttest.WithHeader("exp", 1))
+			return mint(t, f.is, claims(), demoissuer.WithHeader("crit", []string{"exp"}), demoissuer.WithHeader("exp", 1))
 		}},
 		{name: "kid with injection characters", want: providers.ErrInvalidToken, token: func(t *testing.T, f fixture) string {
-			return mint(t, f.is, claims(), jwttest.WithKID("../../etc/passwd' OR 1=1"))
+			return mint(t, f.is, claims(), demoissuer.WithKID("../../etc/passwd' OR 1=1"))
 		}},
 	}
 	for _, tc := range tests {
@@ -161,7 +161,7 @@ func TestAuthenticateRejects(t *testing.T) {
 			if algs == nil {
 				algs = []string{"RS256"}
 			}
-			is := newIssuer(t, c, jwttest.WithAlgorithms(algs...))
+			is := newIssuer(t, c, demoissuer.WithAlgorithms(algs...))
 			p := newTestProvider(t, c, baseYAML(is, tc.extra...))
 			tok := tc.token(t, fixture{c, is})
 			_, err := p.Authenticate(bg, tok)
@@ -195,7 +195,7 @@ func TestHeaderURLsNeverFollowed(t *testing.T) {
 	p := newTestProvider(t, c, baseYAML(is))
 	k, _ := evil.SigningKey("RS256")
 	tok := mint(t, evil, claims("iss", is.URL()),
-		jwttest.WithHeader("jku", evil.URL()+jwttest.JWKSPath), jwttest.WithHeader("x5u", evil.URL()+"/x5u"), jwttest.WithKID(k.KID))
+		demoissuer.WithHeader("jku", evil.URL()+demoissuer.JWKSPath), demoissuer.WithHeader("x5u", evil.URL()+"/x5u"), demoissuer.WithKID(k.KID))
 	if _, err := p.Authenticate(bg, tok); !errors.Is(err, providers.ErrInvalidToken) {
 		t.Fatalf("err = %v, want invalid", err)
 	}
@@ -378,7 +378,7 @@ func TestRotationAfterJunkKidWaitsForNextRefresh(t *testing.T) {
 		c.AdvanceTo(until)
 		return nil
 	}
-	junk := mint(t, is, claims(), jwttest.WithKID("junk"))
+	junk := mint(t, is, claims(), demoissuer.WithKID("junk"))
 	if _, err := p.Authenticate(bg, junk); !errors.Is(err, providers.ErrInvalidToken) {
 		t.Fatalf("junk kid: %v", err)
 	}
@@ -438,7 +438,7 @@ func TestCancelledCallerDoesNotAbortKidRefresh(t *testing.T) {
 		is.Handler().ServeHTTP(w, r)
 	}))
 	t.Cleanup(front.Close)
-	p := newTestProvider(t, c, baseYAML(is, "jwks_uri: "+front.URL+jwttest.JWKSPath))
+	p := newTestProvider(t, c, baseYAML(is, "jwks_uri: "+front.URL+demoissuer.JWKSPath))
 	if _, err := is.Rotate("RS256", false); err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +527,7 @@ func TestIdPDownAfterStart(t *testing.T) {
 				t.Fatalf("the rotated key after recovery: %v", err)
 			}
 			c.Advance(onDemandInterval) // the next unknown-kid refresh is permitted
-			if _, err := p.Authenticate(bg, mint(t, is, claims(), jwttest.WithKID("forged"))); !errors.Is(err, providers.ErrInvalidToken) {
+			if _, err := p.Authenticate(bg, mint(t, is, claims(), demoissuer.WithKID("forged"))); !errors.Is(err, providers.ErrInvalidToken) {
 				t.Fatalf("unknown kid with the IdP up: err = %v, want invalid", err)
 			}
 		})
@@ -577,17 +577,17 @@ func TestDiscovery(t *testing.T) {
 	})
 	t.Run("userinfo endpoint", func(t *testing.T) {
 		c := newClock()
-		is := newIssuer(t, c, jwttest.WithUserinfo(func(string) (map[string]any, bool) { return nil, false }))
+		is := newIssuer(t, c, demoissuer.WithUserinfo(func(string) (map[string]any, bool) { return nil, false }))
 		p := newTestProvider(t, c, baseYAML(is))
 		got, err := p.UserinfoEndpoint(bg)
-		if err != nil || got != is.URL()+jwttest.UserinfoPath {
+		if err != nil || got != is.URL()+demoissuer.UserinfoPath {
 			t.Fatalf("UserinfoEndpoint = %q, %v", got, err)
 		}
 	})
 	t.Run("jwks_uri directly", func(t *testing.T) {
 		c := newClock()
 		is := newIssuer(t, c)
-		p := newTestProvider(t, c, baseYAML(is, "jwks_uri: "+is.URL()+jwttest.JWKSPath))
+		p := newTestProvider(t, c, baseYAML(is, "jwks_uri: "+is.URL()+demoissuer.JWKSPath))
 		if _, err := p.Authenticate(bg, mint(t, is, claims())); err != nil {
 			t.Fatal(err)
 		}
@@ -602,7 +602,7 @@ func TestDiscovery(t *testing.T) {
 
 func TestJWKSFile(t *testing.T) {
 	c := newClock()
-	is := newIssuer(t, c, jwttest.WithAlgorithms("RS256", "ES256"))
+	is := newIssuer(t, c, demoissuer.WithAlgorithms("RS256", "ES256"))
 	dir := t.TempDir()
 	jwks, err := is.JWKS()
 	if err != nil {
@@ -623,20 +623,20 @@ func TestJWKSFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := newTestProvider(t, c, baseYAML(is, "jwks_file: "+path, "algorithms: [RS256, ES256]"))
-			// jwttest's kids are RFC 7638 thumbprints, so a PEM key's derived kid matches.
+			// demoissuer's kids are RFC 7638 thumbprints, so a PEM key's derived kid matches.
 			for _, tc := range []struct {
 				name string
-				opts []jwttest.MintOption
+				opts []demoissuer.MintOption
 			}{
 				{"RS256 with kid", nil},
-				{"ES256 with kid", []jwttest.MintOption{jwttest.WithAlg("ES256")}},
-				{"RS256 without kid", []jwttest.MintOption{jwttest.WithoutKID()}},
+				{"ES256 with kid", []demoissuer.MintOption{demoissuer.WithAlg("ES256")}},
+				{"RS256 without kid", []demoissuer.MintOption{demoissuer.WithoutKID()}},
 			} {
 				if _, err := p.Authenticate(bg, mint(t, is, claims(), tc.opts...)); err != nil {
 					t.Errorf("%s: %v", tc.name, err)
 				}
 			}
-			if _, err := p.Authenticate(bg, mint(t, is, claims(), jwttest.WithKID("nope"))); !errors.Is(err, providers.ErrInvalidToken) {
+			if _, err := p.Authenticate(bg, mint(t, is, claims(), demoissuer.WithKID("nope"))); !errors.Is(err, providers.ErrInvalidToken) {
 				t.Errorf("unknown kid: %v", err)
 			}
 			if is.JWKSFetches()+is.DiscoveryFetches() != 0 {

@@ -1,12 +1,16 @@
-// Package jwttest is a small OpenID Connect issuer for tests, benchmarks and the
+// Package demoissuer is a small OpenID Connect issuer for tests, benchmarks and the
 // `idbridge demo` command, in the spirit of net/http/httptest: it generates signing keys
 // in-process, serves a discovery document and a JWKS on loopback, mints tokens, and can
 // mint the malicious tokens (alg none, HMAC keyed with the public key, a tampered
 // payload) that a verifier must refuse. It can also rotate keys, go down, and count how
 // often its keys were fetched.
 //
-// It is not an identity provider: it authenticates nobody and signs whatever it is given.
-package jwttest
+// It is a development and test issuer, not an identity provider: it authenticates nobody
+// and signs whatever it is asked to sign. It must never be configured as a real IdP (as a
+// `jwt` provider's issuer in production). It lives outside providers/ so that `serve`'s
+// code path (app, server, providers/...) cannot link it; only `demo`, the sandbox, tests
+// and the benchmarks import it.
+package demoissuer
 
 import (
 	"crypto"
@@ -135,7 +139,7 @@ func NewIssuer(opts ...Option) (*Issuer, error) {
 	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
-		return nil, fmt.Errorf("jwttest: listen: %w", err)
+		return nil, fmt.Errorf("demoissuer: listen: %w", err)
 	}
 	is.url = "http://" + ln.Addr().String()
 	is.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -207,7 +211,7 @@ func (is *Issuer) signingKeyLocked(alg string) (*Key, error) {
 			}
 		}
 	}
-	return nil, fmt.Errorf("jwttest: no key for %s; use WithAlgorithms or Rotate", alg)
+	return nil, fmt.Errorf("demoissuer: no key for %s; use WithAlgorithms or Rotate", alg)
 }
 
 func isRSA(alg string) bool { return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS") }
@@ -259,7 +263,7 @@ func (is *Issuer) addKey(alg string) (*Key, error) {
 	case "EdDSA":
 		_, priv, err = ed25519.GenerateKey(rand.Reader)
 	default:
-		return nil, fmt.Errorf("jwttest: unsupported algorithm %q", alg)
+		return nil, fmt.Errorf("demoissuer: unsupported algorithm %q", alg)
 	}
 	if err != nil {
 		return nil, err
@@ -297,7 +301,7 @@ func (is *Issuer) JWKS() ([]byte, error) {
 		if !noAlg {
 			a, ok := jwa.LookupSignatureAlgorithm(k.Alg)
 			if !ok {
-				return nil, fmt.Errorf("jwttest: unknown algorithm %q", k.Alg)
+				return nil, fmt.Errorf("demoissuer: unknown algorithm %q", k.Alg)
 			}
 			_ = pk.Set(jwk.AlgorithmKey, a)
 		}
@@ -325,7 +329,7 @@ func (is *Issuer) publicDER(kid string) ([]byte, error) {
 			return x509.MarshalPKIXPublicKey(k.Public())
 		}
 	}
-	return nil, fmt.Errorf("jwttest: no key %q", kid)
+	return nil, fmt.Errorf("demoissuer: no key %q", kid)
 }
 
 type mintOptions struct {
@@ -383,7 +387,7 @@ func (is *Issuer) Mint(claims map[string]any, opts ...MintOption) (string, error
 	}
 	alg, ok := jwa.LookupSignatureAlgorithm(o.alg)
 	if !ok {
-		return "", fmt.Errorf("jwttest: unknown algorithm %q", o.alg)
+		return "", fmt.Errorf("demoissuer: unknown algorithm %q", o.alg)
 	}
 	hdr, err := o.protected(k.KID)
 	if err != nil {
@@ -391,7 +395,7 @@ func (is *Issuer) Mint(claims map[string]any, opts ...MintOption) (string, error
 	}
 	out, err := jws.Sign(payload, jws.WithKey(alg, k.Private, jws.WithProtectedHeaders(hdr)))
 	if err != nil {
-		return "", fmt.Errorf("jwttest: sign: %w", err)
+		return "", fmt.Errorf("demoissuer: sign: %w", err)
 	}
 	return string(out), nil
 }
@@ -416,7 +420,7 @@ func (o *mintOptions) protected(kid string) (jws.Headers, error) {
 	}
 	for name, v := range o.headers {
 		if err := h.Set(name, v); err != nil {
-			return nil, fmt.Errorf("jwttest: header %s: %w", name, err)
+			return nil, fmt.Errorf("demoissuer: header %s: %w", name, err)
 		}
 	}
 	return h, nil
@@ -490,7 +494,7 @@ func (is *Issuer) MintHMACWithPublicKey(claims map[string]any, form KeyForm) (st
 	_ = h.Set(jws.TypeKey, "JWT")
 	out, err := jws.Sign(payload, jws.WithKey(jwa.HS256(), secret, jws.WithProtectedHeaders(h)))
 	if err != nil {
-		return "", fmt.Errorf("jwttest: sign: %w", err)
+		return "", fmt.Errorf("demoissuer: sign: %w", err)
 	}
 	return string(out), nil
 }
@@ -500,7 +504,7 @@ func (is *Issuer) MintHMACWithPublicKey(claims map[string]any, form KeyForm) (st
 func (is *Issuer) Tamper(token string, claims map[string]any) (string, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return "", errors.New("jwttest: not a compact JWS")
+		return "", errors.New("demoissuer: not a compact JWS")
 	}
 	payload, err := is.payload(claims, false)
 	if err != nil {
@@ -578,13 +582,13 @@ func (is *Issuer) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tok == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="jwttest"`)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="demoissuer"`)
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
 	claims, ok := is.userinfo(tok)
 	if !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="jwttest", error="invalid_token"`)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="demoissuer", error="invalid_token"`)
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}

@@ -1,4 +1,4 @@
-package jwttest
+package demoissuer
 
 import (
 	"encoding/json"

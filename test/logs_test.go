@@ -57,6 +57,10 @@ func TestOperatorLogs(t *testing.T) {
 	if r.Status != 401 {
 		t.Fatalf("wrong audience: %d", r.Status)
 	}
+	r = do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(mint(t, is, map[string]any{"exp": time.Now().Add(-2 * time.Hour).Unix()})))
+	if r.Status != 401 {
+		t.Fatalf("expired: %d", r.Status)
+	}
 	r = do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(mint(t, is, map[string]any{"email": "bob@gmail.com"})))
 	if r.Status != 403 {
 		t.Fatalf("refused domain: %d", r.Status)
@@ -73,6 +77,7 @@ func TestOperatorLogs(t *testing.T) {
 	for name, parts := range map[string][]string{
 		"latency in ms":         {`"msg":"request"`, `"status":401`, `"latency_ms":`},
 		"audience found/wanted": {`"status":401`, `audience not accepted (found \"someone-else\"; expected one of idbridge)`},
+		"expiry found/wanted":   {`"status":401`, `exp passed: expired at `, ` ago (leeway `},
 		"403 shows the email":   {`"status":403`, `"email":"bob@gmail.com"`, `domain \"gmail.com\"`},
 		"502 shows the email":   {`"status":502`, `"email":"alice@example.com"`},
 		"retry line error":      {`spotnana request failed, retrying`, `"error":"HTTP 503 `},

@@ -256,7 +256,6 @@ var (
 	errSignature     = &tokenError{reason: "signature invalid"}
 	errNoExp         = &tokenError{reason: "exp missing or not a number"}
 	errClaimType     = &tokenError{reason: "nbf or iat not a number"}
-	errExpired       = &tokenError{reason: "exp passed", expired: true}
 	errAudience      = &tokenError{reason: "audience not accepted"}
 	errAudType       = &tokenError{reason: "aud is neither a string nor an array of strings"}
 	errClientID      = &tokenError{reason: "client not accepted"}
@@ -569,7 +568,7 @@ func (p *Provider) checkTime(expR, nbfR, iatR gjson.Result, now time.Time) (time
 		return time.Time{}, errNoExp
 	}
 	if !now.Before(exp.Add(p.s.leeway)) {
-		return time.Time{}, errExpired
+		return time.Time{}, expired(exp, now, p.s.leeway)
 	}
 	if r := nbfR; r.Exists() {
 		nbf, ok := numericDate(r)
@@ -590,6 +589,15 @@ func (p *Provider) checkTime(expR, nbfR, iatR gjson.Result, now time.Time) (time
 		}
 	}
 	return exp, nil
+}
+
+// expired refuses a token past exp + leeway. The log line says when it expired and how
+// long ago, so that an operator can tell a stale session (hours) from clock skew
+// (seconds past the leeway).
+func expired(exp, now time.Time, leeway time.Duration) error {
+	return &tokenError{expired: true, reason: fmt.Sprintf(
+		"exp passed: expired at %s, %s ago (leeway %s)",
+		exp.UTC().Format(time.RFC3339), now.Sub(exp).Round(time.Second), leeway)}
 }
 
 // notYetValid refuses a token dated in the future. The usual cause is a clock that is

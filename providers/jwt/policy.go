@@ -32,7 +32,7 @@ func (p *Provider) CheckPolicy(doc []byte, now time.Time) error {
 	if exp, ok := numericDate(exp); !ok {
 		return errNoExp
 	} else if !now.Before(exp.Add(p.s.leeway)) {
-		return errExpired
+		return expired(exp, now, p.s.leeway)
 	}
 	if r := p.s.policy.Check(aud, clients, claims); r != nil {
 		return p.refusal(r, r.Found(aud, clients, claims))

@@ -220,7 +220,12 @@ func bearer(token string) string { return "Authorization: Bearer " + token }
 // runCLI runs the binary with args and stdin, returning exit code, stdout and stderr.
 func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return runCmd(t, exec.Command(binary, args...), stdin)
+}
+
+// runCmd runs cmd with stdin, returning exit code, stdout and stderr.
+func runCmd(t *testing.T, cmd *exec.Cmd, stdin string) (int, string, string) {
+	t.Helper()
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -116,17 +116,7 @@ func runCLIClean(t *testing.T, env []string, stdin string, args ...string) (int,
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append([]string{}, env...)
 	cmd.Dir = ".."
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, out.String(), errb.String()
+	return runCmd(t, cmd, stdin)
 }
 
 // TestExamplesCheckWithoutSecrets: every shipped example passes `check` with an empty

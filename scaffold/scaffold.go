@@ -6,7 +6,6 @@
 package scaffold
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,8 +15,8 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"text/template"
 	"time"
+	"unicode"
 )
 
 // Kind is one kind of identity system a template is written for.
@@ -26,7 +25,9 @@ type Kind struct {
 	Title   string // e.g. "Okta"
 	Issuer  string // the offline issuer, with ${env:} placeholders
 	Summary string
-	tmpl    string
+	// audience is the YAML written in audiences: [...] when Options.Audience is "".
+	audience string
+	tmpl     string // with the placeholders of templates.go
 }
 
 // Options fill a template.
@@ -125,25 +126,51 @@ func Render(kind string, o Options) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown kind %q (known: %s)", kind, strings.Join(Names(), ", "))
 	}
-	data := struct {
-		Kind
-		Options
-		IssuerValue string
-		Audience    string
-		Written     string
-	}{Kind: k, Options: o, IssuerValue: k.Issuer, Audience: o.Audience, Written: time.Now().UTC().Format("2006-01-02")}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# idbridge starter configuration for %s, written by `idbridge init` on %s.\n# %s\n", k.Title, time.Now().UTC().Format("2006-01-02"), k.Summary)
+	b.WriteString("#\n# Check it with: idbridge check --config FILE   (then --strict where it will run)\n" +
+		"# Every secret is a reference, ${env:NAME} or ${file:PATH} (relative to this file's\n" +
+		"# folder), never a value: this file can be committed.\n")
+	switch d := o.Discovery; {
+	case d != nil:
+		fmt.Fprintf(&b, "# Read from the issuer's discovery document: jwks_uri %s", commentSafe(d.JWKSURI))
+		if d.UserinfoEndpoint != "" {
+			fmt.Fprintf(&b, ", userinfo_endpoint %s", commentSafe(d.UserinfoEndpoint))
+		}
+		b.WriteString(".\n")
+	case o.DiscoveryError != "":
+		fmt.Fprintf(&b, "# The issuer's discovery document could not be read from here (%s);\n"+
+			"# this is the offline template: the bridge reads the document when it starts.\n", commentSafe(o.DiscoveryError))
+	}
+	issuer, audience := k.Issuer, k.audience
 	if o.Issuer != "" {
-		data.IssuerValue = o.Issuer
+		issuer = o.Issuer
 	}
-	t, err := template.New(kind).Funcs(template.FuncMap{"q": yamlQuote}).Parse(header + k.tmpl + footer)
-	if err != nil {
-		return nil, err
+	if o.Audience != "" {
+		audience = yamlQuote(o.Audience)
 	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return nil, err
+	step, mapping := userinfoStep, userinfoMapping
+	if o.Discovery != nil && o.Discovery.UserinfoEndpoint == "" {
+		step, mapping = "", ""
 	}
-	return b.Bytes(), nil
+	strings.NewReplacer(
+		issuerPlaceholder, yamlQuote(issuer),
+		audiencePlaceholder, audience,
+		userinfoPlaceholder, step,
+		userinfoMappingPlaceholder, mapping,
+	).WriteString(&b, common+k.tmpl+footer)
+	return []byte(b.String()), nil
+}
+
+// commentSafe keeps a value from outside (a discovery document, an error naming one) on
+// its YAML comment line: a line break in it would start a line of configuration.
+func commentSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // yamlQuote writes s as a double-quoted YAML scalar.

@@ -60,3 +60,38 @@ func TestDiscover(t *testing.T) {
 		t.Errorf("a non-http issuer was accepted")
 	}
 }
+
+// TestRenderKeepsValuesInPlace: values from the command line and from a discovery
+// document land where they belong, whatever they contain: a line break in a discovery
+// value stays in its comment, and a placeholder-looking issuer is written as given.
+func TestRenderKeepsValuesInPlace(t *testing.T) {
+	issuer := `https://idp.example.com/"@AUDIENCE@` + "\n"
+	audience := "api://x\n@ISSUER@"
+	out, err := Render("okta", Options{Issuer: issuer, Audience: audience,
+		Discovery: &Discovery{JWKSURI: "https://idp.example.com/keys\nproviders: []", UserinfoEndpoint: "https://idp.example.com/ui\r\nlog: x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Providers []struct {
+			Issuer    string
+			Audiences []string
+			Userinfo  map[string]any
+		}
+		Log map[string]any
+	}
+	if err := yaml.Unmarshal(out, &v); err != nil {
+		t.Fatalf("not YAML: %v\n%s", err, out)
+	}
+	if len(v.Providers) != 1 || v.Providers[0].Issuer != issuer || len(v.Providers[0].Audiences) != 1 || v.Providers[0].Audiences[0] != audience {
+		t.Errorf("values moved:\n%s", out)
+	}
+	if v.Providers[0].Userinfo == nil || v.Log["level"] != "info" {
+		t.Errorf("a discovery value escaped its comment:\n%s", out)
+	}
+	// Discovery without userinfo_endpoint: no userinfo step and no userinfo mapping.
+	out, _ = Render("okta", Options{Discovery: &Discovery{JWKSURI: "https://idp.example.com/keys"}})
+	if strings.Contains(string(out), "userinfo") {
+		t.Errorf("userinfo without an endpoint:\n%s", out)
+	}
+}

@@ -1,19 +1,18 @@
 package scaffold
 
-const header = `# idbridge starter configuration for {{.Title}}, written by ` + "`idbridge init`" + ` on {{.Written}}.
-# {{.Summary}}
-#
-# Check it with: idbridge check --config FILE   (then --strict where it will run)
-# Every secret is a reference, ${env:NAME} or ${file:PATH} (relative to this file's
-# folder), never a value: this file can be committed.
-{{- if .Discovery}}
-# Read from the issuer's discovery document: jwks_uri {{.Discovery.JWKSURI}}
-{{- if .Discovery.UserinfoEndpoint}}, userinfo_endpoint {{.Discovery.UserinfoEndpoint}}{{end}}.
-{{- else if .DiscoveryError}}
-# The issuer's discovery document could not be read from here ({{.DiscoveryError}});
-# this is the offline template: the bridge reads the document when it starts.
-{{- end}}
+// Placeholders in a kind's template, replaced by Render. No text/template: it reaches
+// methods by name through reflection, which makes the linker keep every exported
+// method of every type in the binary (+12 MB of text, +5 MB of resident memory in
+// serve, where no template is ever used).
+const (
+	issuerPlaceholder          = "@ISSUER@"           // the issuer, a quoted YAML scalar
+	audiencePlaceholder        = "@AUDIENCE@"         // the audience, quoted, or the kind's default
+	userinfoPlaceholder        = "@USERINFO@"         // userinfoStep, unless discovery found no userinfo_endpoint
+	userinfoMappingPlaceholder = "@USERINFO_MAPPING@" // userinfoMapping, on the same condition
+)
 
+// common follows the header in every starter config.
+const common = `
 server:
   listen: 127.0.0.1:8080            # put TLS in front, or set server.tls
   admin_listen: 127.0.0.1:9090      # health, readiness, metrics, the mapping playground
@@ -28,12 +27,12 @@ spotnana:
   client_secret: ${file:secrets/spotnana-client-secret}
 `
 
-// userinfo is the OIDC fallback for access tokens without an email claim (Okta, Auth0
-// and others put it only in the ID token): the bridge asks userinfo with the same token.
-const userinfo = `{{- if or (not .Discovery) .Discovery.UserinfoEndpoint}}
-    userinfo:                       # only when the token carries no email claim
+// userinfoStep is the OIDC fallback for access tokens without an email claim (Okta,
+// Auth0 and others put it only in the ID token): the bridge asks userinfo with the same
+// token.
+const userinfoStep = `    userinfo:                       # only when the token carries no email claim
       into: userinfo
-      when_missing: email{{end}}
+      when_missing: email
 `
 
 const oidcMapping = `
@@ -42,31 +41,33 @@ mapping:
     # An email claim counts only when the IdP says it verified it.
     - path: email
       when: {path: email_verified, equals: true}
-{{- if or (not .Discovery) .Discovery.UserinfoEndpoint}}
-    - path: userinfo.email
+@USERINFO_MAPPING@`
+
+const userinfoMapping = `    - path: userinfo.email
       when: {path: userinfo.email_verified, equals: true}
-{{- end}}
 `
 
 var kinds = map[string]Kind{
 	"okta": {Name: "okta", Title: "Okta", Issuer: "https://${env:OKTA_DOMAIN}/oauth2/default",
-		Summary: "Access tokens of an Okta authorization server (Security > API), verified with its JWKS.",
+		Summary:  "Access tokens of an Okta authorization server (Security > API), verified with its JWKS.",
+		audience: `idbridge`,
 		tmpl: `
 providers:
   - name: okta
     type: jwt
-    issuer: {{q .IssuerValue}}
-    audiences: [{{if .Audience}}{{q .Audience}}{{else}}idbridge{{end}}]   # the authorization server's Audience (the default server's is api://default)
-` + userinfo + oidcMapping},
+    issuer: @ISSUER@
+    audiences: [@AUDIENCE@]   # the authorization server's Audience (the default server's is api://default)
+@USERINFO@` + oidcMapping},
 
 	"entra": {Name: "entra", Title: "Microsoft Entra ID", Issuer: "https://login.microsoftonline.com/${env:ENTRA_TENANT_ID}/v2.0",
-		Summary: "v2.0 access tokens for an app registration that exposes an API (accessTokenAcceptedVersion: 2).",
+		Summary:  "v2.0 access tokens for an app registration that exposes an API (accessTokenAcceptedVersion: 2).",
+		audience: `"${env:ENTRA_CLIENT_ID}"`,
 		tmpl: `
 providers:
   - name: entra
     type: jwt
-    issuer: {{q .IssuerValue}}
-    audiences: [{{if .Audience}}{{q .Audience}}{{else}}"${env:ENTRA_CLIENT_ID}"{{end}}]   # the app's client ID (v2 tokens) or api://<client ID>
+    issuer: @ISSUER@
+    audiences: [@AUDIENCE@]   # the app's client ID (v2 tokens) or api://<client ID>
     required_claims:
       tid: ${env:ENTRA_TENANT_ID}   # only your tenant
 
@@ -83,13 +84,14 @@ mapping:
 `},
 
 	"adfs": {Name: "adfs", Title: "AD FS", Issuer: "https://${env:ADFS_HOST}/adfs",
-		Summary: "AD FS (2016 or later) access tokens for an application group's Web API.",
+		Summary:  "AD FS (2016 or later) access tokens for an application group's Web API.",
+		audience: `idbridge`,
 		tmpl: `
 providers:
   - name: adfs
     type: jwt
-    issuer: {{q .IssuerValue}}
-    audiences: [{{if .Audience}}{{q .Audience}}{{else}}idbridge{{end}}]   # the Web API's relying party identifier
+    issuer: @ISSUER@
+    audiences: [@AUDIENCE@]   # the Web API's relying party identifier
 
 mapping:
   email:
@@ -101,49 +103,54 @@ mapping:
 `},
 
 	"google": {Name: "google", Title: "Google Workspace", Issuer: "https://accounts.google.com",
-		Summary: "Google ID tokens of your Workspace domain (Google access tokens are opaque: use ID tokens).",
+		Summary:  "Google ID tokens of your Workspace domain (Google access tokens are opaque: use ID tokens).",
+		audience: `"${env:GOOGLE_CLIENT_ID}"`,
 		tmpl: `
 providers:
   - name: google
     type: jwt
-    issuer: {{q .IssuerValue}}
-    audiences: [{{if .Audience}}{{q .Audience}}{{else}}"${env:GOOGLE_CLIENT_ID}"{{end}}]   # your OAuth client ID
+    issuer: @ISSUER@
+    audiences: [@AUDIENCE@]   # your OAuth client ID
     required_claims:
       hd: ${env:GOOGLE_WORKSPACE_DOMAIN}   # only accounts of your Workspace domain
 ` + oidcMapping},
 
 	"auth0": {Name: "auth0", Title: "Auth0", Issuer: "https://${env:AUTH0_DOMAIN}/",
-		Summary: "Access tokens for an Auth0 API (Applications > APIs); the email comes from userinfo.",
+		Summary:  "Access tokens for an Auth0 API (Applications > APIs); the email comes from userinfo.",
+		audience: `idbridge`,
 		tmpl: `
 providers:
   - name: auth0
     type: jwt
-    issuer: {{q .IssuerValue}}     # Auth0's issuer ends with "/"
-    audiences: [{{if .Audience}}{{q .Audience}}{{else}}idbridge{{end}}]   # the API's Identifier
-` + userinfo + oidcMapping},
+    issuer: @ISSUER@     # Auth0's issuer ends with "/"
+    audiences: [@AUDIENCE@]   # the API's Identifier
+@USERINFO@` + oidcMapping},
 
 	"keycloak": {Name: "keycloak", Title: "Keycloak", Issuer: "https://${env:KEYCLOAK_HOST}/realms/${env:KEYCLOAK_REALM}",
-		Summary: "Keycloak realm access tokens; add an audience mapper so that aud names this bridge.",
+		Summary:  "Keycloak realm access tokens; add an audience mapper so that aud names this bridge.",
+		audience: `idbridge`,
 		tmpl: `
 providers:
   - name: keycloak
     type: jwt
-    issuer: {{q .IssuerValue}}
-    audiences: [{{if .Audience}}{{q .Audience}}{{else}}idbridge{{end}}]   # from an "Audience" protocol mapper
-` + userinfo + oidcMapping},
+    issuer: @ISSUER@
+    audiences: [@AUDIENCE@]   # from an "Audience" protocol mapper
+@USERINFO@` + oidcMapping},
 
 	"oidc": {Name: "oidc", Title: "an OpenID Connect provider", Issuer: "${env:OIDC_ISSUER}",
-		Summary: "Any OpenID Connect provider whose access tokens are JWTs.",
+		Summary:  "Any OpenID Connect provider whose access tokens are JWTs.",
+		audience: `idbridge`,
 		tmpl: `
 providers:
   - name: oidc
     type: jwt
-    issuer: {{q .IssuerValue}}
-    audiences: [{{if .Audience}}{{q .Audience}}{{else}}idbridge{{end}}]
-` + userinfo + oidcMapping},
+    issuer: @ISSUER@
+    audiences: [@AUDIENCE@]
+@USERINFO@` + oidcMapping},
 
 	"ldap": {Name: "ldap", Title: "OpenLDAP", Issuer: "${env:OIDC_ISSUER}",
-		Summary: "Tokens from your OIDC provider; the email from the user's OpenLDAP entry.",
+		Summary:  "Tokens from your OIDC provider; the email from the user's OpenLDAP entry.",
+		audience: `idbridge`,
 		tmpl: `
 directories:
   people:
@@ -156,11 +163,11 @@ directories:
 providers:
   - name: corp
     type: jwt
-    issuer: {{q .IssuerValue}}
-    audiences: [{{if .Audience}}{{q .Audience}}{{else}}idbridge{{end}}]
+    issuer: @ISSUER@
+    audiences: [@AUDIENCE@]
     lookup:
       directory: people
-      filter: "(&(objectClass=inetOrgPerson)(uid={{"{{"}}sub{{"}}"}}))"   # try it: idbridge directory test
+      filter: "(&(objectClass=inetOrgPerson)(uid={{sub}}))"   # try it: idbridge directory test
       attributes: [mail, uid]
 
 mapping:
@@ -170,7 +177,8 @@ mapping:
 `},
 
 	"ad": {Name: "ad", Title: "Active Directory", Issuer: "${env:OIDC_ISSUER}",
-		Summary: "Tokens from your OIDC provider; the email from the user's Active Directory entry.",
+		Summary:  "Tokens from your OIDC provider; the email from the user's Active Directory entry.",
+		audience: `idbridge`,
 		tmpl: `
 directories:
   ad:
@@ -183,12 +191,12 @@ directories:
 providers:
   - name: corp
     type: jwt
-    issuer: {{q .IssuerValue}}
-    audiences: [{{if .Audience}}{{q .Audience}}{{else}}idbridge{{end}}]
+    issuer: @ISSUER@
+    audiences: [@AUDIENCE@]
     lookup:
       directory: ad
       # Enabled users only (bit 2 of userAccountControl clear).
-      filter: "(&(objectCategory=person)(objectClass=user)(userPrincipalName={{"{{"}}upn{{"}}"}})(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"
+      filter: "(&(objectCategory=person)(objectClass=user)(userPrincipalName={{upn}})(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"
       attributes: [mail, userPrincipalName, proxyAddresses]
 
 mapping:

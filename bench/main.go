@@ -51,7 +51,7 @@ func main() {
 	flag.IntVar(&o.memTokens, "mem-tokens", 100000, "tokens warmed in for the per-identity memory measure (0: skip)")
 	flag.StringVar(&o.out, "out", "bench/results", "folder for latest.json, latest.md, latest.png")
 	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (a,b,c,d,e); default all")
-	flag.BoolVar(&o.pprof, "pprof", false, "also write CPU profiles of idbridge under scenarios a and b (IDBRIDGE_PPROF=1)")
+	flag.BoolVar(&o.pprof, "pprof", false, "also write CPU profiles of idbridge (IDBRIDGE_PPROF=1) and of jwtverify under scenarios a and b")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (binaries, configs, server logs)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)

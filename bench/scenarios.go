@@ -304,9 +304,16 @@ func (sc *scenarios) start(e *env) error {
 		if sc.srv["idbridge-ab"], err = startIdbridge(e, "idbridge-ab", "cache: {max_entries: 1000}\n"+jwtConfig(sc.issuer.URL(), ""), pprofEnv...); err != nil {
 			return err
 		}
-		if sc.srv["jwtverify"], err = startBaseline(e, "jwtverify", "-pem", sc.pem, "-issuer", sc.issuer.URL()); err != nil {
+		args := []string{"-pem", sc.pem, "-issuer", sc.issuer.URL()}
+		admin := ""
+		if e.o.pprof {
+			admin = freeAddr()
+			args = append(args, "-admin", admin)
+		}
+		if sc.srv["jwtverify"], err = startBaseline(e, "jwtverify", args...); err != nil {
 			return err
 		}
+		sc.srv["jwtverify"].admin = admin
 	}
 	if sc.on("a") {
 		if sc.srv["gin"], err = startBaseline(e, "gin"); err != nil {

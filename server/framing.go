@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"net"
@@ -93,6 +94,25 @@ func (s *headScanner) feed(b []byte) {
 		case sDone:
 			return
 		case sHead, sHeadValue:
+			if s.state == sHead && s.lineLen > len(s.line) {
+				// A line this long is past any header name that matters (and is not
+				// empty): only where it ends counts, so skip to its LF at memchr speed.
+				// A bearer token makes most of a request head such a line.
+				n := bytes.IndexByte(b[i:], '\n')
+				if n < 0 {
+					n = len(b) - i
+				}
+				if n > 0 {
+					if s.maxHead > 0 && s.headLen+n > s.maxHead {
+						s.setFault(faultHeadTooLarge)
+						return
+					}
+					s.headLen += n
+					s.lineLen += n
+					i += n - 1
+					continue
+				}
+			}
 			s.headLen++
 			if s.maxHead > 0 && s.headLen > s.maxHead {
 				s.setFault(faultHeadTooLarge)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -104,4 +105,15 @@ func FuzzHeadScanner(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkHeadScanner feeds a head shaped like scenario b's: a bearer JWT of ≈800 bytes.
+func BenchmarkHeadScanner(b *testing.B) {
+	raw := []byte("GET /v1/user-detail HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: bench\r\nAuthorization: Bearer " +
+		strings.Repeat("eyJhbGciOiJSUzI1NiJ9", 40) + "\r\nAccept: application/json\r\n\r\n")
+	s := newHeadScanner(16384)
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		s.feed(raw)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"log"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ func main() {
 	pemFile := flag.String("pem", "", "PEM file with the issuer's RSA public key")
 	issuer := flag.String("issuer", "", "expected iss")
 	audience := flag.String("audience", "idbridge", "expected aud")
+	admin := flag.String("admin", "", "address for /debug/pprof/ (bench -pprof); none by default")
 	flag.Parse()
 	raw, err := os.ReadFile(*pemFile)
 	if err != nil {
@@ -53,5 +55,13 @@ func main() {
 		email, _ := claims["email"].(string)
 		c.Data(http.StatusOK, "application/json", []byte(`{"user":{"email":`+strconv.Quote(email)+"}}\n"))
 	})
+	if *admin != "" {
+		// The same profiles idbridge's admin listener gives, so that bench -pprof can
+		// compare the two under one load.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go func() { log.Fatal(http.ListenAndServe(*admin, mux)) }()
+	}
 	log.Fatal(http.ListenAndServe(*listen, e))
 }

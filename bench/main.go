@@ -39,6 +39,7 @@ type options struct {
 	only             string
 	pprof            bool
 	keep             bool
+	compare          string
 }
 
 func main() {
@@ -53,6 +54,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (a,b,c,d,e); default all")
 	flag.BoolVar(&o.pprof, "pprof", false, "also write CPU profiles of idbridge (IDBRIDGE_PPROF=1) and of jwtverify under scenarios a and b")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (binaries, configs, server logs)")
+	flag.StringVar(&o.compare, "compare", "", "also run scenarios a and b on idbridge built from this git revision (row idbridge@REV), for a before/after in one run")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	if err := run(o); err != nil {
@@ -117,6 +119,11 @@ func run(o options) error {
 		}
 		e.bins[name] = bin
 	}
+	if o.compare != "" {
+		if err := e.buildRevision(o.compare); err != nil {
+			return err
+		}
+	}
 
 	sc, err := setupScenarios(e)
 	if err != nil {
@@ -173,6 +180,24 @@ func run(o options) error {
 	} else {
 		log.Printf("wrote %s/latest.png", o.out)
 	}
+	return nil
+}
+
+// buildRevision builds cmd/idbridge as it was at rev, from a temporary git worktree,
+// into bins["idbridge@rev"].
+func (e *env) buildRevision(rev string) error {
+	dir := filepath.Join(e.tmp, "worktree")
+	if out, err := exec.Command("git", "worktree", "add", "--detach", dir, rev).CombinedOutput(); err != nil {
+		return fmt.Errorf("-compare %s: git worktree add: %v\n%s", rev, err, out)
+	}
+	defer exec.Command("git", "worktree", "remove", "--force", dir).Run()
+	bin := filepath.Join(e.tmp, "idbridge-compare")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/idbridge")
+	build.Dir = dir
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("-compare %s: go build: %v\n%s", rev, err, out)
+	}
+	e.bins["idbridge@"+rev] = bin
 	return nil
 }
 

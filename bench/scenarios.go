@@ -264,6 +264,11 @@ mapping:
 
 // startIdbridge writes cfg (with the listeners prepended) and runs `idbridge serve`.
 func startIdbridge(e *env, name, cfg string, env ...string) (*server, error) {
+	return startIdbridgeBin(e, name, e.bins["idbridge"], cfg, env...)
+}
+
+// startIdbridgeBin is startIdbridge with another build of idbridge (-compare).
+func startIdbridgeBin(e *env, name, bin, cfg string, env ...string) (*server, error) {
 	addr, admin := freeAddr(), freeAddr()
 	if name == "idbridge-e" {
 		addr = e.exchAddrFor()
@@ -273,7 +278,7 @@ func startIdbridge(e *env, name, cfg string, env ...string) (*server, error) {
 	if err := os.WriteFile(path, []byte(full), 0o600); err != nil {
 		return nil, err
 	}
-	s, err := startServer(name, e.tmp, e.bins["idbridge"], []string{"serve", "--config", path}, env, addr, "http://"+admin+"/readyz")
+	s, err := startServer(name, e.tmp, bin, []string{"serve", "--config", path}, env, addr, "http://"+admin+"/readyz")
 	if err != nil {
 		return nil, err
 	}
@@ -303,6 +308,11 @@ func (sc *scenarios) start(e *env) error {
 	if sc.on("a") || sc.on("b") {
 		if sc.srv["idbridge-ab"], err = startIdbridge(e, "idbridge-ab", "cache: {max_entries: 1000}\n"+jwtConfig(sc.issuer.URL(), ""), pprofEnv...); err != nil {
 			return err
+		}
+		if rev := e.o.compare; rev != "" {
+			if sc.srv["idbridge@"+rev], err = startIdbridgeBin(e, "idbridge-compare", e.bins["idbridge@"+rev], "cache: {max_entries: 1000}\n"+jwtConfig(sc.issuer.URL(), "")); err != nil {
+				return err
+			}
 		}
 		args := []string{"-pem", sc.pem, "-issuer", sc.issuer.URL()}
 		admin := ""
@@ -388,12 +398,20 @@ spotnana:
 	return nil
 }
 
+// compared names the -compare build's row, if any.
+func (sc *scenarios) compared(e *env) []string {
+	if e.o.compare == "" {
+		return nil
+	}
+	return []string{"idbridge@" + e.o.compare}
+}
+
 func (sc *scenarios) runs(e *env) []*target {
 	c := e.o.conns
 	var ts []*target
 	fixed := func(req []byte) requestFunc { return func(uint64) []byte { return req } }
 	if sc.on("a") {
-		for _, name := range []string{"gin", "jwtverify", "idbridge"} {
+		for _, name := range append([]string{"gin", "jwtverify", "idbridge"}, sc.compared(e)...) {
 			s := sc.srv[name]
 			if name == "idbridge" {
 				s = sc.srv["idbridge-ab"]
@@ -403,7 +421,7 @@ func (sc *scenarios) runs(e *env) []*target {
 		}
 	}
 	if sc.on("b") {
-		for _, name := range []string{"jwtverify", "idbridge"} {
+		for _, name := range append([]string{"jwtverify", "idbridge"}, sc.compared(e)...) {
 			s := sc.srv[name]
 			if name == "idbridge" {
 				s = sc.srv["idbridge-ab"]

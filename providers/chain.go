@@ -84,22 +84,23 @@ func (ch *Chain) Instances() []*Instance { return ch.instances }
 // screen: the first 8 hex digits of its SHA-256.
 func Fingerprint(sum [32]byte) string { return hex.EncodeToString(sum[:4]) }
 
-// upstreamDeadline starts a Resolve's deadline at its first upstream call.
-type upstreamDeadline struct{ cancel context.CancelFunc }
+// upstreamDeadline starts a Resolve's deadline at its first upstream call; its timer
+// starts only if something waits on it (see lazyDeadline).
+type upstreamDeadline struct {
+	started bool
+	lazy    *lazyDeadline
+}
 
 func (d *upstreamDeadline) apply(ctx context.Context, timeout time.Duration) context.Context {
-	if timeout <= 0 || d.cancel != nil {
+	if timeout <= 0 || d.started {
 		return ctx
 	}
-	ctx, d.cancel = context.WithTimeout(ctx, timeout)
+	d.started = true
+	ctx, d.lazy = withLazyDeadline(ctx, time.Now().Add(timeout))
 	return ctx
 }
 
-func (d *upstreamDeadline) release() {
-	if d.cancel != nil {
-		d.cancel()
-	}
-}
+func (d *upstreamDeadline) release() { d.lazy.release() }
 
 // TokenSum is the SHA-256 of a token: the only form in which a token is ever a key.
 // The token's bytes are hashed in place: a JWT is near a kilobyte, and copying it to a
@@ -149,9 +150,9 @@ func (ch *Chain) Resolve(ctx context.Context, token string, sum [32]byte) (Resul
 			// but not its cancellation.
 			sctx := context.WithoutCancel(ctx)
 			if dl, ok := ctx.Deadline(); ok {
-				var cancel context.CancelFunc
-				sctx, cancel = context.WithDeadline(sctx, dl)
-				defer cancel()
+				var lazy *lazyDeadline
+				sctx, lazy = withLazyDeadline(sctx, dl)
+				defer lazy.release()
 			}
 			return ch.authenticate(sctx, in, group, id, token)
 		})

@@ -44,6 +44,8 @@ func TestHeadScanner(t *testing.T) {
 		{"agreeing content-lengths", "POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi" + get, 0, -1, faultNone},
 		{"conflicting content-lengths", "POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi" + get, 0, 1, faultUnframed},
 		{"bad chunk size", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" + get, 0, 1, faultUnframed},
+		{"long lines and near names", "POST / HTTP/1.1\r\nAuthorization: Bearer " + strings.Repeat("x", 100) + "\r\nCookie: a\r\nTE: trailers\r\ntransfer-encoding: chunked\r\nContent-Length: 3\r\n\r\n", 0, 0, faultCLAndTE},
+		{"long line over the limit", "GET / HTTP/1.1\r\nAuthorization: Bearer " + strings.Repeat("x", 100) + "\r\n\r\n", 60, 0, faultHeadTooLarge},
 		{"LF only", "GET / HTTP/1.1\nHost: x\n\nGET / HTTP/1.1\nContent-Length: 1\nTransfer-Encoding: chunked\n\n", 0, 1, faultCLAndTE},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,6 +78,7 @@ func FuzzHeadScanner(f *testing.F) {
 		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n",
 		"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 		"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+		"GET / HTTP/1.1\r\nAuthorization: Bearer " + strings.Repeat("a", 300) + "\r\nTE: trailers\r\nCookie: c\r\ntransfer-encoding: chunked\r\nContent-length: 2\r\n\r\n",
 	} {
 		f.Add([]byte(s), uint8(3))
 	}
@@ -85,6 +88,14 @@ func FuzzHeadScanner(f *testing.F) {
 		if whole.faultAt != split.faultAt || whole.fault != split.fault || whole.index != split.index {
 			t.Fatalf("at once: fault %d at %d (%d heads); in pieces: %d at %d (%d heads)",
 				whole.fault, whole.faultAt, whole.index, split.fault, split.faultAt, split.index)
+		}
+		// Skipping lines that cannot matter must not change a verdict.
+		ref := newHeadScanner(256)
+		ref.byByte = true
+		ref.feed(raw)
+		if whole.faultAt != ref.faultAt || whole.fault != ref.fault || whole.index != ref.index {
+			t.Fatalf("with line skipping: fault %d at %d (%d heads); byte by byte: %d at %d (%d heads)",
+				whole.fault, whole.faultAt, whole.index, ref.fault, ref.faultAt, ref.index)
 		}
 		// Replay with net/http's own parser, as the server would read the stream.
 		br := bufio.NewReader(bytes.NewReader(raw))

@@ -371,8 +371,8 @@ lines:
 	return 0, false
 }
 
-// profile fetches a CPU profile of idbridge over the run (and its allocations after),
-// once per scenario, when -pprof is given; the returned func waits for it.
+// profile fetches a CPU profile of a server over the run (and its allocations after),
+// once per scenario and server, when -pprof is given; the returned func waits for it.
 func profile(e *env, t *target) func() {
 	if !e.o.pprof || t.srv == nil || t.srv.admin == "" || e.profiled[t.id()] {
 		return func() {}
@@ -397,6 +397,10 @@ func profile(e *env, t *target) func() {
 			}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				log.Printf("pprof %s: HTTP %d", t.id(), resp.StatusCode)
+				return
+			}
 			_ = os.MkdirAll(e.o.out, 0o755)
 			_ = os.WriteFile(filepath.Join(e.o.out, p.file), b, 0o644)
 		}

@@ -310,7 +310,7 @@ func (sc *scenarios) start(e *env) error {
 			return err
 		}
 		if rev := e.o.compare; rev != "" {
-			if sc.srv["idbridge@"+rev], err = startIdbridgeBin(e, "idbridge-compare", e.bins["idbridge@"+rev], "cache: {max_entries: 1000}\n"+jwtConfig(sc.issuer.URL(), "")); err != nil {
+			if sc.srv["idbridge@"+rev], err = startIdbridgeBin(e, "idbridge-compare", e.bins["idbridge@"+rev], "cache: {max_entries: 1000}\n"+jwtConfig(sc.issuer.URL(), ""), pprofEnv...); err != nil {
 				return err
 			}
 		}

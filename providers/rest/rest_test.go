@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/internal/testhttp"
 	"github.com/idbridge/idbridge/providers"
 	"github.com/idbridge/idbridge/providers/rest"
 	"github.com/idbridge/idbridge/providers/rest/resttest"
@@ -134,8 +134,7 @@ func TestTokenSharedAndReused(t *testing.T) {
 	te2.ExpiresIn = 2
 	g2 := resttest.NewGraph(t, te2)
 	synctest.Test(t, func(t *testing.T) {
-		hc := &http.Client{Transport: inProcess{host(t, te2.URL): te2.Config.Handler, host(t, g2.URL): g2.Config.Handler}}
-		s2, err := rest.New(stepSection(t, graphStep(g2, te2, "")), owner, nil, providers.Deps{HTTPClient: hc})
+		s2, err := rest.New(stepSection(t, graphStep(g2, te2, "")), owner, nil, providers.Deps{HTTPClient: testhttp.Client(te2.Server, g2.Server)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,30 +155,6 @@ func TestTokenSharedAndReused(t *testing.T) {
 			t.Errorf("token fetched %d times after half its life, want 2", n)
 		}
 	})
-}
-
-// inProcess answers each request with the handler of the test server its host names,
-// without a socket: in a synctest bubble, a goroutine waiting on a socket would keep
-// the bubble's clock from moving.
-type inProcess map[string]http.Handler
-
-func (m inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
-	h, ok := m[r.URL.Host]
-	if !ok {
-		return nil, fmt.Errorf("no test server at %s", r.URL.Host)
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, r)
-	return rec.Result(), nil
-}
-
-func host(t *testing.T, rawURL string) string {
-	t.Helper()
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Host
 }
 
 func TestOkta(t *testing.T) {

@@ -9,10 +9,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/idbridge/idbridge/cache"
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/internal/testhttp"
 )
 
 type fakeClock struct {
@@ -220,37 +222,47 @@ func TestExchangerSingleflight(t *testing.T) {
 
 func TestExchangerFlightSurvivesFirstCallerCancel(t *testing.T) {
 	srv, calls := mintServer(t, "3600", 150*time.Millisecond)
-	x := newTestExchanger(t, testConfig(srv.URL), srv, newClock())
-	ctx, cancel := context.WithCancel(context.Background())
-	first := make(chan error, 1)
-	go func() {
-		_, err := x.Exchange(ctx, "alice@example.com", testSubject, "")
-		first <- err
-	}()
-	// Wait until the first caller's flight has reached Spotnana: a fixed sleep could end
-	// before that on a busy machine, and the test would then prove nothing (or, were the
-	// first caller late past the whole flight, find a cached token and fail).
-	for deadline := time.Now().Add(10 * time.Second); calls.Load() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the first caller's exchange never reached the server")
+	// In a synctest bubble (Spotnana reached without a socket), Wait returns once every
+	// caller is blocked: the first is in Spotnana's answer, then the second has joined
+	// its flight, before the first one leaves.
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(srv.URL)
+		c, err := NewClient(cfg, testhttp.Client(srv), nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	second := make(chan error, 1)
-	go func() {
-		_, err := x.Exchange(context.Background(), "alice@example.com", testSubject, "")
-		second <- err
-	}()
-	time.Sleep(20 * time.Millisecond)
-	cancel()
-	if err := <-first; err == nil {
-		t.Error("the cancelled caller got no error")
-	}
-	if err := <-second; err != nil {
-		t.Errorf("the second caller failed with the first one's cancellation: %v", err)
-	}
-	if calls.Load() != 1 {
-		t.Errorf("calls = %d, want 1", calls.Load())
-	}
+		clock := newClock()
+		x, err := NewExchanger(c, cache.NewMemory(1000, clock.Now), cfg, clock.Now, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		first := make(chan error, 1)
+		go func() {
+			_, err := x.Exchange(ctx, "alice@example.com", testSubject, "")
+			first <- err
+		}()
+		synctest.Wait()
+		if calls.Load() != 1 {
+			t.Fatalf("control: the first caller's exchange has not reached Spotnana (%d calls)", calls.Load())
+		}
+		second := make(chan error, 1)
+		go func() {
+			_, err := x.Exchange(context.Background(), "alice@example.com", testSubject, "")
+			second <- err
+		}()
+		synctest.Wait()
+		cancel()
+		if err := <-first; err == nil {
+			t.Error("the cancelled caller got no error")
+		}
+		if err := <-second; err != nil {
+			t.Errorf("the second caller failed with the first one's cancellation: %v", err)
+		}
+		if calls.Load() != 1 {
+			t.Errorf("calls = %d, want 1", calls.Load())
+		}
+	})
 }
 
 func TestExchangerErrorsAreNotCached(t *testing.T) {

@@ -56,7 +56,13 @@ func mintServer(t *testing.T, expiresIn string, latency time.Duration) (*httptes
 
 func newTestExchanger(t *testing.T, cfg *configs.Spotnana, srv *httptest.Server, clock *fakeClock) *Exchanger {
 	t.Helper()
-	c, err := NewClient(cfg, srv.Client(), nil)
+	return newExchangerWith(t, cfg, srv.Client(), clock)
+}
+
+// newExchangerWith is newTestExchanger over hc (testhttp.Client inside a synctest bubble).
+func newExchangerWith(t *testing.T, cfg *configs.Spotnana, hc *http.Client, clock *fakeClock) *Exchanger {
+	t.Helper()
+	c, err := NewClient(cfg, hc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,42 +186,47 @@ func TestExchangerSingleflight(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, calls := mintServer(t, "3600", 100*time.Millisecond)
-			cfg := testConfig(srv.URL)
-			cfg.TokenCache = tc.cache
-			x := newTestExchanger(t, cfg, srv, newClock())
-			var wg sync.WaitGroup
-			var mu sync.Mutex
-			tokens := map[string]map[string]bool{}
-			start := make(chan struct{})
-			for i := range 50 {
-				user := fmt.Sprintf("user%d@example.com", i%5)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					tr, err := x.Exchange(context.Background(), user, testSubject, "")
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					mu.Lock()
-					if tokens[user] == nil {
-						tokens[user] = map[string]bool{}
-					}
-					tokens[user][tr.AccessToken] = true
-					mu.Unlock()
-				}()
-			}
-			close(start)
-			wg.Wait()
-			if got := calls.Load(); got > 5 {
-				t.Errorf("Spotnana calls = %d, want at most 5", got)
-			}
-			for u, ts := range tokens {
-				if len(ts) != 1 {
-					t.Errorf("%s got %d different tokens", u, len(ts))
+			// In a synctest bubble (Spotnana reached without a socket), Spotnana's
+			// latency ends only once every caller is blocked: all 50 are then in
+			// the flights, however slow the machine.
+			synctest.Test(t, func(t *testing.T) {
+				cfg := testConfig(srv.URL)
+				cfg.TokenCache = tc.cache
+				x := newExchangerWith(t, cfg, testhttp.Client(srv), newClock())
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				tokens := map[string]map[string]bool{}
+				start := make(chan struct{})
+				for i := range 50 {
+					user := fmt.Sprintf("user%d@example.com", i%5)
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						tr, err := x.Exchange(context.Background(), user, testSubject, "")
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						mu.Lock()
+						if tokens[user] == nil {
+							tokens[user] = map[string]bool{}
+						}
+						tokens[user][tr.AccessToken] = true
+						mu.Unlock()
+					}()
 				}
-			}
+				close(start)
+				wg.Wait()
+				if got := calls.Load(); got > 5 {
+					t.Errorf("Spotnana calls = %d, want at most 5", got)
+				}
+				for u, ts := range tokens {
+					if len(ts) != 1 {
+						t.Errorf("%s got %d different tokens", u, len(ts))
+					}
+				}
+			})
 		})
 	}
 }
@@ -226,16 +237,7 @@ func TestExchangerFlightSurvivesFirstCallerCancel(t *testing.T) {
 	// caller is blocked: the first is in Spotnana's answer, then the second has joined
 	// its flight, before the first one leaves.
 	synctest.Test(t, func(t *testing.T) {
-		cfg := testConfig(srv.URL)
-		c, err := NewClient(cfg, testhttp.Client(srv), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clock := newClock()
-		x, err := NewExchanger(c, cache.NewMemory(1000, clock.Now), cfg, clock.Now, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		x := newExchangerWith(t, testConfig(srv.URL), testhttp.Client(srv), newClock())
 		ctx, cancel := context.WithCancel(context.Background())
 		first := make(chan error, 1)
 		go func() {

@@ -22,7 +22,10 @@ func TestRedisIntegrity(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
 	raw := rawClient(t, srv.Addr())
-	opts := RedisOptions{GenerationTTL: -1}
+	// The sealed expiry is read on the cache's own clock, so a fake one stands in for
+	// waiting past the TTL; Redis, whose TTL was removed or extended, is no help.
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	opts := RedisOptions{GenerationTTL: -1, Now: clk.Now}
 
 	t.Run("PERSIST does not outlive the TTL", func(t *testing.T) {
 		r := newTestRedis(t, srv.Addr(), testKey(20), opts)
@@ -35,7 +38,7 @@ func TestRedisIntegrity(t *testing.T) {
 		if n, err := raw.Persist(ctx, name).Result(); err != nil || !n {
 			t.Fatalf("PERSIST %v, %v: the entry should exist with a TTL", n, err)
 		}
-		time.Sleep(500 * time.Millisecond)
+		clk.Add(500 * time.Millisecond)
 		if raw.Exists(ctx, name).Val() != 1 {
 			t.Fatal("control: the persisted entry should still be in Redis")
 		}
@@ -50,7 +53,7 @@ func TestRedisIntegrity(t *testing.T) {
 		r.Set(ctx, k, []byte("v"), 300*time.Millisecond)
 		name, _ := r.entryName(ctx, k)
 		raw.Expire(ctx, name, time.Hour)
-		time.Sleep(500 * time.Millisecond)
+		clk.Add(500 * time.Millisecond)
 		if v, ok := r.Get(ctx, k); ok {
 			t.Fatalf("an entry whose Redis TTL was extended was served: %q", v)
 		}
@@ -118,7 +121,8 @@ func TestRedisClusterLayout(t *testing.T) {
 	cfg.Redis.Addr = ""
 	cfg.Redis.Cluster = &configs.RedisCluster{Addrs: cl.Addrs()[:1]}
 	cfg.Redis.KeyPrefix = "idbridge:"
-	r, err := NewRedis(cfg, RedisOptions{GenerationTTL: -1, OpTimeout: testOpTimeout})
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	r, err := NewRedis(cfg, RedisOptions{GenerationTTL: -1, OpTimeout: testOpTimeout, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +206,7 @@ func TestRedisClusterLayout(t *testing.T) {
 		if ok, err := raw.Persist(ctx, name).Result(); err != nil || !ok {
 			t.Fatalf("PERSIST: %v %v", ok, err)
 		}
-		time.Sleep(500 * time.Millisecond)
+		clk.Add(500 * time.Millisecond)
 		if _, ok := r.Get(ctx, k); ok {
 			t.Fatal("a persisted entry outlived its TTL")
 		}

@@ -159,22 +159,26 @@ func TestChainCache(t *testing.T) {
 		}
 	})
 	t.Run("concurrent identical lookups collapse", func(t *testing.T) {
-		f := &fake{verdicts: map[string]error{"tok": nil}, doc: `{}`, delay: 50 * time.Millisecond}
-		ch := NewChain([]*Instance{{Name: "p", Provider: f, CacheTTL: time.Minute}}, cache.NewMemory(100, nil), nil, nil)
-		var wg sync.WaitGroup
-		for i := 0; i < 100; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := ch.Resolve(ctx, "tok", TokenSum("tok")); err != nil {
-					t.Error(err)
-				}
-			}()
-		}
-		wg.Wait()
-		if f.calls.Load() != 1 {
-			t.Fatalf("calls = %d, want 1", f.calls.Load())
-		}
+		// In a synctest bubble the provider's delay ends only once every caller is
+		// blocked: all 100 are then waiting on the one call, however slow the machine.
+		synctest.Test(t, func(t *testing.T) {
+			f := &fake{verdicts: map[string]error{"tok": nil}, doc: `{}`, delay: 50 * time.Millisecond}
+			ch := NewChain([]*Instance{{Name: "p", Provider: f, CacheTTL: time.Minute}}, cache.NewMemory(100, nil), nil, nil)
+			var wg sync.WaitGroup
+			for i := 0; i < 100; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := ch.Resolve(ctx, "tok", TokenSum("tok")); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			if f.calls.Load() != 1 {
+				t.Fatalf("calls = %d, want 1", f.calls.Load())
+			}
+		})
 	})
 	t.Run("reload with a new fingerprint starts fresh; purge drops", func(t *testing.T) {
 		c := cache.NewMemory(100, nil)

@@ -9,10 +9,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/idbridge/idbridge/cache"
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/internal/testhttp"
 )
 
 type fakeClock struct {
@@ -54,7 +56,13 @@ func mintServer(t *testing.T, expiresIn string, latency time.Duration) (*httptes
 
 func newTestExchanger(t *testing.T, cfg *configs.Spotnana, srv *httptest.Server, clock *fakeClock) *Exchanger {
 	t.Helper()
-	c, err := NewClient(cfg, srv.Client(), nil)
+	return newExchangerWith(t, cfg, srv.Client(), clock)
+}
+
+// newExchangerWith is newTestExchanger over hc (testhttp.Client inside a synctest bubble).
+func newExchangerWith(t *testing.T, cfg *configs.Spotnana, hc *http.Client, clock *fakeClock) *Exchanger {
+	t.Helper()
+	c, err := NewClient(cfg, hc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,79 +186,85 @@ func TestExchangerSingleflight(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, calls := mintServer(t, "3600", 100*time.Millisecond)
-			cfg := testConfig(srv.URL)
-			cfg.TokenCache = tc.cache
-			x := newTestExchanger(t, cfg, srv, newClock())
-			var wg sync.WaitGroup
-			var mu sync.Mutex
-			tokens := map[string]map[string]bool{}
-			start := make(chan struct{})
-			for i := range 50 {
-				user := fmt.Sprintf("user%d@example.com", i%5)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					tr, err := x.Exchange(context.Background(), user, testSubject, "")
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					mu.Lock()
-					if tokens[user] == nil {
-						tokens[user] = map[string]bool{}
-					}
-					tokens[user][tr.AccessToken] = true
-					mu.Unlock()
-				}()
-			}
-			close(start)
-			wg.Wait()
-			if got := calls.Load(); got > 5 {
-				t.Errorf("Spotnana calls = %d, want at most 5", got)
-			}
-			for u, ts := range tokens {
-				if len(ts) != 1 {
-					t.Errorf("%s got %d different tokens", u, len(ts))
+			// In a synctest bubble (Spotnana reached without a socket), Spotnana's
+			// latency ends only once every caller is blocked: all 50 are then in
+			// the flights, however slow the machine.
+			synctest.Test(t, func(t *testing.T) {
+				cfg := testConfig(srv.URL)
+				cfg.TokenCache = tc.cache
+				x := newExchangerWith(t, cfg, testhttp.Client(srv), newClock())
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				tokens := map[string]map[string]bool{}
+				start := make(chan struct{})
+				for i := range 50 {
+					user := fmt.Sprintf("user%d@example.com", i%5)
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						tr, err := x.Exchange(context.Background(), user, testSubject, "")
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						mu.Lock()
+						if tokens[user] == nil {
+							tokens[user] = map[string]bool{}
+						}
+						tokens[user][tr.AccessToken] = true
+						mu.Unlock()
+					}()
 				}
-			}
+				close(start)
+				wg.Wait()
+				if got := calls.Load(); got > 5 {
+					t.Errorf("Spotnana calls = %d, want at most 5", got)
+				}
+				for u, ts := range tokens {
+					if len(ts) != 1 {
+						t.Errorf("%s got %d different tokens", u, len(ts))
+					}
+				}
+			})
 		})
 	}
 }
 
 func TestExchangerFlightSurvivesFirstCallerCancel(t *testing.T) {
 	srv, calls := mintServer(t, "3600", 150*time.Millisecond)
-	x := newTestExchanger(t, testConfig(srv.URL), srv, newClock())
-	ctx, cancel := context.WithCancel(context.Background())
-	first := make(chan error, 1)
-	go func() {
-		_, err := x.Exchange(ctx, "alice@example.com", testSubject, "")
-		first <- err
-	}()
-	// Wait until the first caller's flight has reached Spotnana: a fixed sleep could end
-	// before that on a busy machine, and the test would then prove nothing (or, were the
-	// first caller late past the whole flight, find a cached token and fail).
-	for deadline := time.Now().Add(10 * time.Second); calls.Load() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the first caller's exchange never reached the server")
+	// In a synctest bubble (Spotnana reached without a socket), Wait returns once every
+	// caller is blocked: the first is in Spotnana's answer, then the second has joined
+	// its flight, before the first one leaves.
+	synctest.Test(t, func(t *testing.T) {
+		x := newExchangerWith(t, testConfig(srv.URL), testhttp.Client(srv), newClock())
+		ctx, cancel := context.WithCancel(context.Background())
+		first := make(chan error, 1)
+		go func() {
+			_, err := x.Exchange(ctx, "alice@example.com", testSubject, "")
+			first <- err
+		}()
+		synctest.Wait()
+		if calls.Load() != 1 {
+			t.Fatalf("control: the first caller's exchange has not reached Spotnana (%d calls)", calls.Load())
 		}
-	}
-	second := make(chan error, 1)
-	go func() {
-		_, err := x.Exchange(context.Background(), "alice@example.com", testSubject, "")
-		second <- err
-	}()
-	time.Sleep(20 * time.Millisecond)
-	cancel()
-	if err := <-first; err == nil {
-		t.Error("the cancelled caller got no error")
-	}
-	if err := <-second; err != nil {
-		t.Errorf("the second caller failed with the first one's cancellation: %v", err)
-	}
-	if calls.Load() != 1 {
-		t.Errorf("calls = %d, want 1", calls.Load())
-	}
+		second := make(chan error, 1)
+		go func() {
+			_, err := x.Exchange(context.Background(), "alice@example.com", testSubject, "")
+			second <- err
+		}()
+		synctest.Wait()
+		cancel()
+		if err := <-first; err == nil {
+			t.Error("the cancelled caller got no error")
+		}
+		if err := <-second; err != nil {
+			t.Errorf("the second caller failed with the first one's cancellation: %v", err)
+		}
+		if calls.Load() != 1 {
+			t.Errorf("calls = %d, want 1", calls.Load())
+		}
+	})
 }
 
 func TestExchangerErrorsAreNotCached(t *testing.T) {

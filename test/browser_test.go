@@ -431,7 +431,7 @@ func TestBrowserSpotnanaIframe(t *testing.T) {
 				t.Errorf("something JWT-shaped appears in %s: %.20s…", where.name, m)
 			}
 		}
-		noSecretsIn(t, "the bridge", env.br.Logs(), tokens...)
+		noSecretsIn(t, "the bridge", env.br.settledLogs(t), tokens...)
 		noSecretsIn(t, "the sandbox", env.sb.logs.String(), tokens...)
 	})
 }

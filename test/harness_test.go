@@ -48,12 +48,47 @@ func TestMain(m *testing.M) {
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
+	// written, when a waiter made it, is closed by the next Write.
+	written chan struct{}
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.written != nil {
+		close(b.written)
+		b.written = nil
+	}
 	return b.buf.Write(p)
+}
+
+// waitFor blocks until the output holds every one of parts, or until deadline fires; it
+// returns the parts still missing then.
+func (b *syncBuffer) waitFor(parts []string, deadline <-chan time.Time) []string {
+	for {
+		b.mu.Lock()
+		var missing []string
+		for _, p := range parts {
+			if !bytes.Contains(b.buf.Bytes(), []byte(p)) {
+				missing = append(missing, p)
+			}
+		}
+		if len(missing) == 0 {
+			b.mu.Unlock()
+			return nil
+		}
+		parts = missing
+		if b.written == nil {
+			b.written = make(chan struct{})
+		}
+		written := b.written
+		b.mu.Unlock()
+		select {
+		case <-written:
+		case <-deadline:
+			return missing
+		}
+	}
 }
 
 func (b *syncBuffer) String() string {
@@ -74,7 +109,17 @@ type bridge struct {
 	// waitErr is Wait's answer, readable after that.
 	exited  chan struct{}
 	waitErr error
+
+	mu sync.Mutex
+	// answered holds the X-Request-Id of each API answer do got from the main listener;
+	// Logs has seen the lines of the first seen of them.
+	answered []string
+	seen     int
 }
+
+// bridges maps a running bridge's main listener (host:port) to it, so that do can tell
+// it which requests it answered.
+var bridges sync.Map
 
 // writeConfig writes yaml into a fresh temp dir and returns its path.
 func writeConfig(t *testing.T, yaml string) string {
@@ -136,6 +181,8 @@ func startBridgeFile(t *testing.T, path string, env ...string) *bridge {
 	select {
 	case addr := <-ready:
 		b.URL = "http://" + addr.main
+		bridges.Store(addr.main, b)
+		t.Cleanup(func() { bridges.CompareAndDelete(addr.main, b) })
 		b.Admin = "http://" + addr.admin
 	case <-b.exited:
 		t.Fatalf("idbridge exited before listening: %v\n%s", b.waitErr, b.logs.String())
@@ -165,16 +212,53 @@ func (b *bridge) stop() error {
 	}
 }
 
-// Logs returns everything the process wrote so far. idbridge flushes info lines every
-// 100 ms, so while it runs Logs first waits a little longer than that; a test that needs
-// a given line must poll for it (eventually), since under load a flush can be late.
+// Logs returns what the process wrote so far, including the line of every request do
+// sent to it: idbridge buffers info lines (flushed every 100 ms, at once for warnings),
+// so Logs first waits until the line of each request do saw answered is out. The log is
+// written in order, so every line logged before those is out too. A line logged later or
+// in the background (a reload, a refresh, a browser's request) needs its own wait:
+// eventually, or a do request after it.
 func (b *bridge) Logs() string {
-	select {
-	case <-b.exited:
-	default:
-		time.Sleep(250 * time.Millisecond)
+	b.mu.Lock()
+	from := b.seen
+	ids := b.answered[from:]
+	b.mu.Unlock()
+	if len(ids) > 0 {
+		// Bounded so that a request whose line is not logged (a log level above info)
+		// cannot hang the test; a check that needs the line then fails on its absence.
+		deadline := time.NewTimer(10 * time.Second)
+		defer deadline.Stop()
+		select {
+		case <-b.exited:
+		default:
+			b.logs.waitFor(ids, deadline.C)
+		}
+		b.mu.Lock()
+		b.seen = max(b.seen, from+len(ids))
+		b.mu.Unlock()
 	}
 	return b.logs.String()
+}
+
+// settledLogs is Logs after one more request through do, for a check that something is
+// absent after traffic do did not send (a browser's): that traffic's lines were logged
+// before its answers, so before this request's line.
+func (b *bridge) settledLogs(t *testing.T) string {
+	t.Helper()
+	if r := do(t, "GET", b.URL+"/v1/user-detail", nil); r.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("the barrier request was not an API request: %d %s", r.Status, r.Body)
+	}
+	return b.Logs()
+}
+
+// sawAnswer records that the bridge listening on host answered the request with id.
+func sawAnswer(host, id string) {
+	if v, ok := bridges.Load(host); ok && id != "" {
+		b := v.(*bridge)
+		b.mu.Lock()
+		b.answered = append(b.answered, id)
+		b.mu.Unlock()
+	}
 }
 
 // response is a finished HTTP exchange.
@@ -212,6 +296,7 @@ func do(t *testing.T, method, url string, body io.Reader, headers ...string) res
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	sawAnswer(req.URL.Host, resp.Header.Get("X-Request-Id"))
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: string(b)}
 }
 

@@ -227,6 +227,7 @@ func TestOpaquePeer(t *testing.T) {
 		// Within cache_ttl the bridge may still answer from its cache: that is the
 		// documented trade-off, so the answer in between is not asserted.
 		_ = userDetail(t, main, tok)
+		// A clock, not an event: the bridge's cache entry must age past cache_ttl.
 		time.Sleep(ttl + 500*time.Millisecond)
 		want(t, userDetail(t, main, tok), 401, "invalid_token")
 		// Remembered as invalid (negative cache) or asked again: refused either way.
@@ -322,13 +323,13 @@ func TestOpaqueCaching(t *testing.T) {
 		{"100 concurrent requests for a new token, one call", gated(gate, activeAnswer(nil)), "    cache_ttl: 1m\n", func(t *testing.T, e env, tok string) {
 			statuses := sendConcurrently(e.br, tok, 100, func() {
 				// Every request is on the wire and the first has reached the endpoint,
-				// which holds its answer. The pause lets the bridge read the others;
-				// the count does not hinge on it: a request the bridge reads late finds
-				// either the flight still open or the answer already cached.
-				for e.srv.Hits() == 0 {
-					time.Sleep(10 * time.Millisecond)
-				}
-				time.Sleep(300 * time.Millisecond)
+				// which holds its answer. The gate opens once the bridge has read all
+				// 100 and each has missed the cache (the answer is held, so none can
+				// hit): every one of them is then on its way into the shared call.
+				eventually(t, "100 cache misses", func() bool {
+					n, _ := sample(scrape(t, e.br), "idbridge_cache_requests_total", "kind", "identity", "result", "miss")
+					return n >= 100 && e.srv.Hits() > 0
+				})
 				close(gate)
 			})
 			for i, s := range statuses {
@@ -345,6 +346,7 @@ func TestOpaqueCaching(t *testing.T) {
 			e.srv.SetHandler(activeAnswer(map[string]any{"exp": exp}))
 			want(t, userDetail(t, e.br, tok), 200, "alice@example.com")
 			// Wait until a second past exp (about 3 s): cache_ttl alone would keep it an hour.
+			// A clock, not an event: the bridge compares exp with its own time.
 			time.Sleep(time.Until(time.Unix(exp, 0)) + time.Second)
 			r := userDetail(t, e.br, tok)
 			want(t, r, 401, "invalid_token")
@@ -355,7 +357,7 @@ func TestOpaqueCaching(t *testing.T) {
 		{"revoked refused once cache_ttl has run out", activeAnswer(nil), "    cache_ttl: 1s\n", func(t *testing.T, e env, tok string) {
 			want(t, userDetail(t, e.br, tok), 200, "alice@example.com")
 			e.srv.SetHandler(idptest.Inactive())
-			time.Sleep(1500 * time.Millisecond)
+			time.Sleep(1500 * time.Millisecond) // a clock, not an event: the entry must age past cache_ttl (1s)
 			want(t, userDetail(t, e.br, tok), 401, "invalid_token")
 			hits(t, e, 2)
 		}},
@@ -383,7 +385,7 @@ func TestOpaqueCaching(t *testing.T) {
 		{"negative answers forgotten after negative_cache_ttl", idptest.Inactive(), "    negative_cache_ttl: 1s\n", func(t *testing.T, e env, tok string) {
 			want(t, userDetail(t, e.br, tok), 401, "invalid_token")
 			hits(t, e, 1)
-			time.Sleep(1500 * time.Millisecond)
+			time.Sleep(1500 * time.Millisecond) // a clock, not an event: the entry must age past negative_cache_ttl (1s)
 			want(t, userDetail(t, e.br, tok), 401, "invalid_token")
 			hits(t, e, 2)
 		}},

@@ -88,6 +88,16 @@ func (tr *traffic) end(t *testing.T, what string) (answered, failed int64) {
 	return answered, failed
 }
 
+// await waits until n more requests have completed: proof that the traffic ran through
+// whatever happened just before, without betting on how fast it flows.
+func (tr *traffic) await(t *testing.T, n int64) {
+	t.Helper()
+	target := tr.answered.Load() + tr.failed.Load() + n
+	eventually(t, fmt.Sprintf("%d more requests of the traffic", n), func() bool {
+		return tr.answered.Load()+tr.failed.Load() >= target
+	})
+}
+
 // cacheHealth returns /readyz's cache entry of br.
 func cacheHealth(t *testing.T, br *bridge) map[string]any {
 	t.Helper()
@@ -157,7 +167,8 @@ func TestRedisSentinelFailover(t *testing.T) {
 	}
 
 	tr := startTraffic([]*bridge{a, b}, 4, 40*time.Millisecond) // about 100 requests/s
-	time.Sleep(time.Second)
+	// The traffic flows when the primary dies.
+	tr.await(t, 50)
 	memBefore := total(t, "idbridge_cache_redis_fallback_hits_total", a, b)
 	lookupsBefore := idp.lookups.Load()
 	killed := time.Now()
@@ -176,7 +187,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 		return sharingWorks(t, idp, a, b, fmt.Sprintf("good-sentinel-after-%d", n))
 	})
 	resumed := time.Since(killed)
-	time.Sleep(time.Second)
+	tr.await(t, 50) // and keeps flowing after the failover
 	answered, failed := tr.end(t, "failover")
 	fromMemory := total(t, "idbridge_cache_redis_fallback_hits_total", a, b) - memBefore
 	t.Logf("sentinel failover under load (2 bridges, 4 workers, 1 request each per 40ms): answered %d, failed %d; "+
@@ -227,17 +238,23 @@ func TestRedisCluster(t *testing.T) {
 
 	t.Run("purge reaches every node", func(t *testing.T) {
 		purge(t, a)
-		// Another replica sees a purge once its generations are read again (they are
-		// reused for one second).
-		time.Sleep(1500 * time.Millisecond)
+		// Another replica sees a purge once it reads the generations again (it reuses
+		// them for up to a second): wait until B looks the first token up again.
+		eventually(t, "B sees the purge", func() bool {
+			before := idp.lookups.Load()
+			if e := emailOf(t, userDetail(t, b, "good-cluster-0")); e != "alice@example.com" {
+				t.Fatalf("after the purge: %q", e)
+			}
+			return idp.lookups.Load() > before
+		})
 		before := idp.lookups.Load()
-		for i := range tokens {
+		for i := 1; i < tokens; i++ {
 			if e := emailOf(t, userDetail(t, b, fmt.Sprintf("good-cluster-%d", i))); e != "alice@example.com" {
 				t.Fatalf("after the purge: %q", e)
 			}
 		}
-		if n := idp.lookups.Load() - before; n != tokens {
-			t.Fatalf("after a purge on A, B looked up %d of %d tokens again; purged entries were served", n, tokens)
+		if n := idp.lookups.Load() - before; n != tokens-1 {
+			t.Fatalf("after a purge on A, B looked up %d of the other %d tokens again; purged entries were served", n, tokens-1)
 		}
 	})
 
@@ -248,9 +265,9 @@ func TestRedisCluster(t *testing.T) {
 			to = cl.Nodes[1]
 		}
 		tr := startTraffic([]*bridge{a, b}, 4, 40*time.Millisecond)
-		time.Sleep(500 * time.Millisecond)
+		tr.await(t, 50) // the traffic flows while the slot moves
 		cl.Reshard(t, from, to, "{gen}")
-		time.Sleep(500 * time.Millisecond)
+		tr.await(t, 50) // and after it moved
 		answered, failed := tr.end(t, "resharding")
 		t.Logf("resharding under load: answered %d, failed %d", answered, failed)
 		if cl.Owner(t, "{gen}") != to {

@@ -9,12 +9,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/tidwall/gjson"
 	"gopkg.in/yaml.v3"
 
 	"github.com/idbridge/idbridge/configs"
+	"github.com/idbridge/idbridge/internal/testhttp"
 	"github.com/idbridge/idbridge/providers"
 	"github.com/idbridge/idbridge/providers/rest"
 	"github.com/idbridge/idbridge/providers/rest/resttest"
@@ -25,12 +27,17 @@ var owner = &configs.ProviderSection{Name: "corp", Type: "jwt", File: "test.yaml
 // newStep builds a rest step from its YAML text, as the wiring would.
 func newStep(t *testing.T, text string) (providers.Enricher, error) {
 	t.Helper()
+	return rest.New(stepSection(t, text), owner, nil, providers.Deps{})
+}
+
+// stepSection is the rest section of a provider, from its YAML text.
+func stepSection(t *testing.T, text string) *configs.Section {
+	t.Helper()
 	var n yaml.Node
 	if err := yaml.Unmarshal([]byte(text), &n); err != nil {
 		t.Fatal(err)
 	}
-	sec := &configs.Section{Name: "rest", File: "test.yaml", Path: "providers[0].rest", Line: 2, Node: n.Content[0]}
-	return rest.New(sec, owner, nil, providers.Deps{})
+	return &configs.Section{Name: "rest", File: "test.yaml", Path: "providers[0].rest", Line: 2, Node: n.Content[0]}
 }
 
 func mustStep(t *testing.T, text string) providers.Enricher {
@@ -120,25 +127,34 @@ func TestTokenSharedAndReused(t *testing.T) {
 		t.Errorf("20 concurrent requests made %d token fetches, want 1", n)
 	}
 
-	// A token that lives 2 s is reused for half its life (1 s), then fetched again.
+	// A token that lives 2 s is reused for half its life (1 s), then fetched again. The
+	// bubble's clock moves only when every goroutine in it waits, so the servers are
+	// reached without sockets.
 	te2 := resttest.NewTokenEndpoint(t, "graph-app", "graph-secret")
 	te2.ExpiresIn = 2
-	s2 := mustStep(t, graphStep(g, te2, ""))
-	enrich := func() {
-		if _, err := s2.Enrich(context.Background(), "", []byte(`{"upn":"alice@corp.onmicrosoft.com"}`)); err != nil {
+	g2 := resttest.NewGraph(t, te2)
+	synctest.Test(t, func(t *testing.T) {
+		s2, err := rest.New(stepSection(t, graphStep(g2, te2, "")), owner, nil, providers.Deps{HTTPClient: testhttp.Client(te2.Server, g2.Server)})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	enrich()
-	enrich()
-	if n := te2.Calls.Load(); n != 1 {
-		t.Fatalf("token fetched %d times before expiry, want 1", n)
-	}
-	time.Sleep(1100 * time.Millisecond) // the token's own lifetime: nothing to wait on but time
-	enrich()
-	if n := te2.Calls.Load(); n != 2 {
-		t.Errorf("token fetched %d times after expiry, want 2", n)
-	}
+		enrich := func() {
+			if _, err := s2.Enrich(context.Background(), "", []byte(`{"upn":"alice@corp.onmicrosoft.com"}`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		enrich()
+		time.Sleep(900 * time.Millisecond)
+		enrich()
+		if n := te2.Calls.Load(); n != 1 {
+			t.Fatalf("token fetched %d times within half its life, want 1", n)
+		}
+		time.Sleep(200 * time.Millisecond) // bubble time: past half its life
+		enrich()
+		if n := te2.Calls.Load(); n != 2 {
+			t.Errorf("token fetched %d times after half its life, want 2", n)
+		}
+	})
 }
 
 func TestOkta(t *testing.T) {

@@ -62,10 +62,11 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
-// waitFor blocks until the output holds every one of parts, or until deadline fires; it
-// returns the parts still missing then.
-func (b *syncBuffer) waitFor(parts []string, deadline <-chan time.Time) []string {
-	for {
+// waitFor blocks until the output holds every one of parts, or until deadline fires or
+// done is closed (the process exited: nothing more will come); it returns the parts
+// still missing then.
+func (b *syncBuffer) waitFor(parts []string, deadline <-chan time.Time, done <-chan struct{}) []string {
+	for last := false; ; {
 		b.mu.Lock()
 		var missing []string
 		for _, p := range parts {
@@ -73,9 +74,9 @@ func (b *syncBuffer) waitFor(parts []string, deadline <-chan time.Time) []string
 				missing = append(missing, p)
 			}
 		}
-		if len(missing) == 0 {
+		if len(missing) == 0 || last {
 			b.mu.Unlock()
-			return nil
+			return missing
 		}
 		parts = missing
 		if b.written == nil {
@@ -87,6 +88,8 @@ func (b *syncBuffer) waitFor(parts []string, deadline <-chan time.Time) []string
 		case <-written:
 		case <-deadline:
 			return missing
+		case <-done:
+			last = true // one more look: the output is complete now
 		}
 	}
 }
@@ -228,11 +231,7 @@ func (b *bridge) Logs() string {
 		// cannot hang the test; a check that needs the line then fails on its absence.
 		deadline := time.NewTimer(10 * time.Second)
 		defer deadline.Stop()
-		select {
-		case <-b.exited:
-		default:
-			b.logs.waitFor(ids, deadline.C)
-		}
+		b.logs.waitFor(ids, deadline.C, b.exited)
 		b.mu.Lock()
 		b.seen = max(b.seen, from+len(ids))
 		b.mu.Unlock()

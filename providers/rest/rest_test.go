@@ -144,7 +144,7 @@ func TestTokenSharedAndReused(t *testing.T) {
 			}
 		}
 		enrich()
-		time.Sleep(900 * time.Millisecond)
+		time.Sleep(900 * time.Millisecond) // bubble time: just short of half its life
 		enrich()
 		if n := te2.Calls.Load(); n != 1 {
 			t.Fatalf("token fetched %d times within half its life, want 1", n)

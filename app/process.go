@@ -272,9 +272,12 @@ func Serve(ctx context.Context, plan *Plan, o ServeOptions) error {
 	// The operator sees when the stop began and that in-flight requests finished.
 	stopping := make(chan time.Time, 1)
 	stopLine := context.AfterFunc(ctx, func() {
-		stopping <- time.Now()
+		began := time.Now()
 		logger.Info("idbridge stopping: no new connections, finishing in-flight requests",
 			"shutdown_timeout_ms", plan.Config.Server.ShutdownTimeout.Milliseconds())
+		// Sent after the line is logged, so that "stopped" (which waits for it) always
+		// follows it, and the line is in the log before the process flushes and exits.
+		stopping <- began
 	})
 	err = srv.Serve(ctx, mainLn, adminLn)
 	srv.Close()

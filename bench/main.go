@@ -40,6 +40,7 @@ type options struct {
 	pprof            bool
 	keep             bool
 	compare          string
+	paired           bool
 }
 
 func main() {
@@ -54,6 +55,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (a,b,c,d,e); default all")
 	flag.BoolVar(&o.pprof, "pprof", false, "also write CPU profiles of idbridge (IDBRIDGE_PPROF=1) and of jwtverify under scenarios a and b")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (binaries, configs, server logs)")
+	flag.BoolVar(&o.paired, "paired", false, "run the servers of scenarios a and b at the same time (the connections split between them, all on core 0), so that a shared machine's drift hits them alike; CPU per request is still each process's own")
 	flag.StringVar(&o.compare, "compare", "", "also run scenarios a and b on idbridge built from this git revision (row idbridge@REV), for a before/after in one run")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -137,15 +139,29 @@ func run(o options) error {
 
 	runs := sc.runs(e)
 	samples := map[string][]sample{}
+	grouped := groups(runs, o.paired)
 	for round := 1; round <= o.rounds; round++ {
-		for _, r := range runs {
-			s, err := measure(e, r)
-			if err != nil {
-				return fmt.Errorf("%s: %w", r.id(), err)
+		for _, group := range grouped {
+			ss := make([]sample, len(group))
+			errs := make([]error, len(group))
+			var wg sync.WaitGroup
+			for i, r := range group {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ss[i], errs[i] = measure(e, r)
+				}()
 			}
-			log.Printf("round %d %-22s %8.0f req/s  p50 %7s  p99 %7s  cpu %6.1fµs/req  hwm %5.1f MB  errors %d %s",
-				round, r.id(), s.RPS, s.P50, s.P99, s.CPUus, float64(s.PeakRSSKB)/1024, s.Errors, s.FirstErr)
-			samples[r.id()] = append(samples[r.id()], s)
+			wg.Wait()
+			for i, r := range group {
+				if errs[i] != nil {
+					return fmt.Errorf("%s: %w", r.id(), errs[i])
+				}
+				s := ss[i]
+				log.Printf("round %d %-22s %8.0f req/s  p50 %7s  p99 %7s  cpu %6.1fµs/req  hwm %5.1f MB  errors %d %s",
+					round, r.id(), s.RPS, s.P50, s.P99, s.CPUus, float64(s.PeakRSSKB)/1024, s.Errors, s.FirstErr)
+				samples[r.id()] = append(samples[r.id()], s)
+			}
 		}
 	}
 
@@ -153,8 +169,8 @@ func run(o options) error {
 		Date:      time.Now().UTC().Format(time.RFC3339),
 		Machine:   machine(),
 		Placement: placement,
-		Settings: fmt.Sprintf("c=%d keep-alive connections, closed loop; %d rounds of %s measured after %s warm-up; medians",
-			o.conns, o.rounds, o.duration, o.warmup),
+		Settings: fmt.Sprintf("c=%d keep-alive connections, closed loop; %d rounds of %s measured after %s warm-up; medians%s",
+			o.conns, o.rounds, o.duration, o.warmup, map[bool]string{true: "; -paired: the servers of a and b measured at the same time, sharing core 0 and the connections", false: ""}[o.paired]),
 		Notes: sc.notes,
 	}
 	for _, r := range runs {
@@ -199,6 +215,27 @@ func (e *env) buildRevision(rev string) error {
 	}
 	e.bins["idbridge@"+rev] = bin
 	return nil
+}
+
+// groups lists the runs of a round: one at a time, or with paired, the servers of
+// scenarios a and b together (each with its share of the connections).
+func groups(runs []*target, paired bool) [][]*target {
+	var out [][]*target
+	for _, r := range runs {
+		if n := len(out); paired && n > 0 && (r.scenario == "a" || r.scenario == "b") && out[n-1][0].scenario == r.scenario {
+			out[n-1] = append(out[n-1], r)
+			continue
+		}
+		out = append(out, []*target{r})
+	}
+	if paired {
+		for _, g := range out {
+			for _, r := range g {
+				r.conns = max(1, r.conns/len(g))
+			}
+		}
+	}
+	return out
 }
 
 func mustAbs(p string) string {

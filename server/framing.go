@@ -122,12 +122,7 @@ func (s *headScanner) feed(b []byte) {
 			}
 			s.headByte(c)
 		case sBody:
-			n := int64(len(b) - i)
-			if n > s.remain {
-				n = s.remain
-			}
-			s.remain -= n
-			i += int(n) - 1
+			i += s.take(len(b)-i) - 1
 			if s.remain == 0 {
 				s.startHead()
 			}
@@ -150,12 +145,7 @@ func (s *headScanner) feed(b []byte) {
 				s.endChunkSize()
 			}
 		case sChunkData:
-			n := int64(len(b) - i)
-			if n > s.remain {
-				n = s.remain
-			}
-			s.remain -= n
-			i += int(n) - 1
+			i += s.take(len(b)-i) - 1
 			if s.remain == 0 {
 				s.state = sChunkCRLF
 			}
@@ -175,6 +165,14 @@ func (s *headScanner) feed(b []byte) {
 			}
 		}
 	}
+}
+
+// take consumes up to avail bytes of the body or chunk being skipped and returns how
+// many it took (at least one: remain > 0 whenever it is called).
+func (s *headScanner) take(avail int) int {
+	n := min(int64(avail), s.remain)
+	s.remain -= n
+	return int(n)
 }
 
 func (s *headScanner) endChunkSize() {

@@ -169,9 +169,12 @@ func run(o options) error {
 		Date:      time.Now().UTC().Format(time.RFC3339),
 		Machine:   machine(),
 		Placement: placement,
-		Settings: fmt.Sprintf("c=%d keep-alive connections, closed loop; %d rounds of %s measured after %s warm-up; medians%s",
-			o.conns, o.rounds, o.duration, o.warmup, map[bool]string{true: "; -paired: the servers of a and b measured at the same time, sharing core 0 and the connections", false: ""}[o.paired]),
+		Settings: fmt.Sprintf("c=%d keep-alive connections, closed loop; %d rounds of %s measured after %s warm-up; medians",
+			o.conns, o.rounds, o.duration, o.warmup),
 		Notes: sc.notes,
+	}
+	if o.paired {
+		rep.Settings += "; -paired: the servers of a and b measured at the same time, sharing core 0 and the connections"
 	}
 	for _, r := range runs {
 		rep.Runs = append(rep.Runs, median(r, samples[r.id()]))

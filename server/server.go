@@ -43,10 +43,19 @@ type Runtime struct {
 	cors    *corsPolicy
 	limiter *limiter
 	engine  *gin.Engine
-	active  atomic.Int64
-	retired atomic.Bool
-	once    sync.Once
+	// state is the number of requests using the runtime times two, plus one once it is
+	// retired. One word, so that "the last request left" and "it is retired" are seen
+	// together: with a separate flag, a release that saw the count reach zero could read
+	// the flag after a swap had set it and new requests had started, and close the
+	// runtime under them.
+	state atomic.Int64
+	once  sync.Once
 }
+
+const (
+	stateRetired = 1
+	stateRequest = 2
+)
 
 // ExchangeFunc exchanges the user's token at Spotnana and returns Spotnana's JSON answer.
 type ExchangeFunc func(ctx context.Context, res *Resolution, token string) ([]byte, error)
@@ -126,17 +135,18 @@ func (s *Server) Close() {
 	}
 }
 
-func (rt *Runtime) acquire() { rt.active.Add(1) }
+// acquire counts a request in and reports whether the runtime was still live; a
+// retired runtime must be released again at once.
+func (rt *Runtime) acquire() bool { return rt.state.Add(stateRequest)&stateRetired == 0 }
 
 func (rt *Runtime) release() {
-	if rt.active.Add(-1) == 0 && rt.retired.Load() {
+	if rt.state.Add(-stateRequest) == stateRetired {
 		rt.closeOnce()
 	}
 }
 
 func (rt *Runtime) retire() {
-	rt.retired.Store(true)
-	if rt.active.Load() == 0 {
+	if rt.state.Or(stateRetired) == 0 {
 		rt.closeOnce()
 	}
 }
@@ -155,8 +165,7 @@ func (rt *Runtime) closeOnce() {
 func (s *Server) acquireCurrent() *Runtime {
 	for {
 		rt := s.current.Load()
-		rt.acquire()
-		if !rt.retired.Load() {
+		if rt.acquire() {
 			return rt
 		}
 		rt.release()

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -145,6 +147,9 @@ func (v *verdicts) CacheResult(cache.Kind, bool) {}
 // adminGuard protects every admin route but the probes (/healthz, /readyz, which the
 // kubelet calls without credentials and which change nothing):
 //
+//   - without server.admin_token, a request whose Host is not an IP address or localhost
+//     is refused 403, whatever its method: that is how a DNS-rebinding page addresses a
+//     loopback listener, with an Origin that matches;
 //   - a state-changing request (any method but GET, HEAD, OPTIONS) that carries a
 //     browser's cross-site signals is refused 403: an Origin other than the listener's
 //     own, or Sec-Fetch-Site other than same-origin or none. Otherwise any web page an
@@ -157,6 +162,24 @@ func (s *Server) adminGuard(c *gin.Context) {
 		c.Next()
 		return
 	}
+	rt := s.acquireCurrent()
+	want := rt.Config.Server.AdminToken
+	rt.release()
+	if want == "" && !addressedByIP(r.Host) {
+		// Without a token, the listener's only protection from a web page is that the page
+		// cannot be same-origin with it. DNS rebinding breaks that: a name the attacker
+		// controls is pointed at 127.0.0.1, the page's requests then carry Host and Origin
+		// both set to that name, and pass the cross-site check below. Such a request always
+		// names the listener by a DNS name, so only an IP address or localhost is served.
+		host := r.Host
+		if len(host) > 100 {
+			host = host[:100]
+		}
+		s.log.Warn("admin request refused: Host is not an IP address or localhost", "path", r.URL.Path, "host", host)
+		writeJSONError(c, http.StatusForbidden, "access_denied", "the admin listener answers only requests addressed to its IP address or localhost, or with admin_token")
+		c.Abort()
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions && crossSite(r) {
 		origin := r.Header.Get("Origin")
 		if len(origin) > 100 {
@@ -167,9 +190,6 @@ func (s *Server) adminGuard(c *gin.Context) {
 		c.Abort()
 		return
 	}
-	rt := s.acquireCurrent()
-	want := rt.Config.Server.AdminToken
-	rt.release()
 	if want == "" {
 		c.Next()
 		return
@@ -182,6 +202,22 @@ func (s *Server) adminGuard(c *gin.Context) {
 		return
 	}
 	c.Next()
+}
+
+// addressedByIP reports whether a request's Host (RFC 9110 §7.2: host and optional port)
+// names an IP address or localhost, the only names under which a browser can reach a
+// loopback listener without a DNS name that someone else controls.
+func addressedByIP(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }
 
 // crossSite reports whether r carries a browser's sign of coming from another site:

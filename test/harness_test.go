@@ -287,6 +287,11 @@ func do(t *testing.T, method, url string, body io.Reader, headers ...string) res
 	}
 	for _, h := range headers {
 		name, value, _ := strings.Cut(h, ": ")
+		if name == "Host" {
+			// net/http sends req.Host and ignores a Host entry in the header map.
+			req.Host = value
+			continue
+		}
 		req.Header.Add(name, value)
 	}
 	resp, err := httpClient.Do(req)

@@ -647,6 +647,37 @@ func TestAdminListener(t *testing.T) {
 			t.Errorf("same origin: %d %s", r.Status, r.Body)
 		}
 	})
+	t.Run("without a token only an IP address or localhost is served", func(t *testing.T) {
+		// A DNS-rebinding page names the listener by the attacker's domain and sends a
+		// matching Origin, so the cross-site check alone lets it through.
+		port := open.Admin[strings.LastIndexByte(open.Admin, ':')+1:]
+		rebound := "rebind.attacker.example:" + port
+		for _, rt := range [][2]string{{"POST", "/admin/cache/purge"}, {"GET", "/metrics"}, {"GET", "/playground"}, {"POST", "/playground/api/resolve"}} {
+			r := do(t, rt[0], open.Admin+rt[1], strings.NewReader(`{"token":"x"}`), "Host: "+rebound,
+				"Origin: http://"+rebound, "Sec-Fetch-Site: same-origin", "Content-Type: application/json")
+			if r.Status != 403 || !strings.Contains(r.Body, "access_denied") {
+				t.Errorf("%s %s with Host %s: %d %s", rt[0], rt[1], rebound, r.Status, r.Body)
+			}
+		}
+		for _, host := range []string{"localhost:" + port, "LOCALHOST:" + port, "127.0.0.1:" + port, "[::1]:" + port, "127.0.0.1"} {
+			if r := do(t, "POST", open.Admin+"/admin/cache/purge", nil, "Host: "+host); r.Status != 200 {
+				t.Errorf("purge with Host %s: %d %s", host, r.Status, r.Body)
+			}
+		}
+		for _, p := range []string{"/healthz", "/readyz"} {
+			if r := do(t, "GET", open.Admin+p, nil, "Host: "+rebound); r.Status != 200 {
+				t.Errorf("probe %s with Host %s: %d %s", p, rebound, r.Status, r.Body)
+			}
+		}
+		// The token is what a rebinding page cannot send: with it, any name is served.
+		if r := do(t, "POST", br.Admin+"/admin/cache/purge", nil, "Host: idbridge-admin.internal:9090", bearer(token)); r.Status != 200 {
+			t.Errorf("purge with the token and a DNS Host: %d %s", r.Status, r.Body)
+		}
+		logs := open.Logs()
+		if !strings.Contains(logs, "Host is not an IP address or localhost") || !strings.Contains(logs, "rebind.attacker.example") {
+			t.Errorf("no warning naming the refused Host in the log:\n%s", logs)
+		}
+	})
 	t.Run("idle connections are closed on both listeners", func(t *testing.T) {
 		var conns []net.Conn
 		for _, base := range []string{br.Admin, br.URL} {

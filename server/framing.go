@@ -389,8 +389,8 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 
 // checkFraming refuses a request whose raw head had a framing fault, and closes its
 // connection: 400 for Content-Length with Transfer-Encoding, 431 for a head over
-// max_header_bytes.
-func checkFraming(next http.Handler) http.Handler {
+// max_header_bytes. The refusal carries the headers of any API answer (errorHeaders).
+func (s *Server) checkFraming(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fc, _ := r.Context().Value(framedConnKey{}).(*framedConn)
 		if fc == nil {
@@ -411,6 +411,9 @@ func checkFraming(next http.Handler) http.Handler {
 			return
 		}
 		h := w.Header()
+		rt := s.acquireCurrent()
+		s.errorHeaders(h, r, rt)
+		rt.release()
 		h.Set("Connection", "close")
 		h.Set("Content-Type", "application/json")
 		h.Set("Cache-Control", "no-store")

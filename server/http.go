@@ -41,6 +41,11 @@ func (s *Server) prepare(rt *Runtime) error {
 	}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
+	// Routes match the path as sent: /v1%2Fuser-detail is not /v1/user-detail (a proxy
+	// in front that filters on the raw path must not be walked around), and a trailing
+	// slash gets a JSON 404 rather than Gin's HTML redirect.
+	e.UseRawPath = true
+	e.RedirectTrailingSlash = false
 	// Gin trusts every proxy unless told otherwise; nil trusts none, so X-Forwarded-For
 	// is ignored unless the peer is listed.
 	proxies := cfg.TrustedProxies
@@ -70,12 +75,37 @@ func (s *Server) prepare(rt *Runtime) error {
 	if rt.JWKS != nil && rt.Config.Spotnana != nil {
 		e.GET(rt.Config.Spotnana.Assertion.JWKSPath, gin.WrapH(rt.JWKS))
 	}
-	e.NoRoute(func(c *gin.Context) { writeJSONError(c, http.StatusNotFound, "not_found", "no such route") })
+	e.NoRoute(func(c *gin.Context) {
+		s.errorHeaders(c.Writer.Header(), c.Request, rt)
+		writeJSONError(c, http.StatusNotFound, "not_found", "no such route")
+	})
 	e.NoMethod(func(c *gin.Context) {
+		s.errorHeaders(c.Writer.Header(), c.Request, rt)
 		writeJSONError(c, http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
 	})
 	rt.engine = e
 	return nil
+}
+
+// errorHeaders gives an answer made outside the API handlers (unknown route or method, a
+// framing fault) what every API answer carries: X-Request-Id, and on the exchange route
+// Vary: Origin and, for a listed origin, the CORS headers, so that a page's script can
+// read the status instead of seeing a network failure.
+func (s *Server) errorHeaders(h http.Header, r *http.Request, rt *Runtime) {
+	id := cleanRequestID(r.Header.Get("X-Request-Id"))
+	if id == "" {
+		id = newRequestID()
+	}
+	h["X-Request-Id"] = []string{id}
+	cfg := rt.Config.Server
+	if rt.Exchange == nil || cfg.ExchangePath == nil || r.URL.Path != *cfg.ExchangePath {
+		return
+	}
+	h["Vary"] = varyOrigin
+	if origin := r.Header.Get("Origin"); origin != "" && rt.cors.origins[origin] {
+		h["Access-Control-Allow-Origin"] = []string{origin}
+		h["Access-Control-Expose-Headers"] = corsExposeHeaders
+	}
 }
 
 // request carries what one API request's handlers and log line need.

@@ -213,7 +213,7 @@ func (s *Server) Serve(ctx context.Context, main, admin net.Listener) error {
 		handler = mux
 	}
 	srv := &http.Server{
-		Handler:           checkFraming(handler),
+		Handler:           s.checkFraming(handler),
 		ConnContext:       connContext,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.RequestTimeout,

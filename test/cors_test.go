@@ -3,6 +3,7 @@ package test
 import (
 	"crypto/sha512"
 	"encoding/base64"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -102,6 +103,33 @@ func TestCORSThroughBinary(t *testing.T) {
 	r := do(t, "POST", br.URL+"/v1/token-exchange", nil, "Origin: "+page, bearer(expired))
 	if r.Status != 401 || r.Header.Get("Access-Control-Allow-Origin") != page || r.Header.Get("Access-Control-Allow-Credentials") != "" {
 		t.Errorf("401 to the page: %d %v", r.Status, r.Header)
+	}
+	// Answers made before the exchange handler (wrong method, a head over
+	// max_header_bytes, a framing fault) carry the same headers, or the page's script
+	// would see a network failure instead of the status.
+	corsError := func(what string, status int, h http.Header) {
+		t.Helper()
+		if h.Get("Access-Control-Allow-Origin") != page || !strings.Contains(h.Get("Vary"), "Origin") ||
+			!strings.Contains(h.Get("Access-Control-Expose-Headers"), "X-Request-Id") || h.Get("X-Request-Id") == "" {
+			t.Errorf("%s (%d) lacks the CORS or X-Request-Id headers: %v", what, status, h)
+		}
+	}
+	if r := do(t, "PUT", br.URL+"/v1/token-exchange", nil, "Origin: "+page); r.Status != 405 {
+		t.Errorf("PUT: %d %s", r.Status, r.Body)
+	} else {
+		corsError("PUT", r.Status, r.Header)
+	}
+	if r := do(t, "POST", br.URL+"/v1/token-exchange", nil, "Origin: "+page, "X-Padding: "+strings.Repeat("a", 17000)); r.Status != 431 {
+		t.Errorf("a head over max_header_bytes: %d %s", r.Status, r.Body)
+	} else {
+		corsError("431", r.Status, r.Header)
+	}
+	c := rawConn(t, strings.TrimPrefix(br.URL, "http://"), "")
+	resp, ok := roundTrip(c, "POST /v1/token-exchange HTTP/1.1\r\nHost: x\r\nOrigin: "+page+"\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+	if !ok || resp.StatusCode != 400 {
+		t.Errorf("Content-Length with Transfer-Encoding: %v %v", ok, resp)
+	} else {
+		corsError("CL+TE", resp.StatusCode, resp.Header)
 	}
 	for _, method := range []string{"GET", "OPTIONS"} {
 		r := do(t, method, br.URL+"/v1/user-detail", nil, "Origin: "+page, bearer(mint(t, is, nil)), "Access-Control-Request-Method: GET")

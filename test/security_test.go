@@ -792,6 +792,20 @@ func TestHTTPEdges(t *testing.T) {
 			t.Fatalf("second request: %v", resp)
 		}
 	})
+	t.Run("a route is matched on the path as sent", func(t *testing.T) {
+		// An escaped slash or a trailing slash is another path: a JSON 404, never the
+		// user-detail answer (a proxy in front may filter on the raw path) nor Gin's
+		// HTML redirect.
+		for _, p := range []string{"/v1%2fuser-detail", "/v1%2Fuser-detail", "/v1/user-detail/", "/v1/user%2ddetail"} {
+			r := do(t, "GET", br.URL+p, nil, bearer(mint(t, is, nil)), "X-Forwarded-For: 10.9.9.9")
+			if r.Status != 404 || !strings.Contains(r.Body, `"not_found"`) || r.Header.Get("X-Request-Id") == "" {
+				t.Errorf("GET %s: %d %v %s", p, r.Status, r.Header, r.Body)
+			}
+		}
+		if r := do(t, "GET", br.URL+"/v1/user-detail", nil, bearer(mint(t, is, nil)), "X-Forwarded-For: 10.9.9.9"); r.Status != 200 {
+			t.Errorf("GET /v1/user-detail: %d %s", r.Status, r.Body)
+		}
+	})
 	t.Run("max_header_bytes is the bound", func(t *testing.T) {
 		c := rawConn(t, addr, "")
 		pad := strings.Repeat("a", 18000) // over 16384, under 16384+4096

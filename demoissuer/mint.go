@@ -2,10 +2,13 @@ package demoissuer
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -69,7 +72,12 @@ func (is *Issuer) serveMint(defaults map[string]any) http.HandlerFunc {
 		}
 		tok, err := is.Mint(claims, opts...)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			// Said in the caller's terms: the Go options that add keys are not theirs.
+			is.mu.RLock()
+			algs := slices.Sorted(maps.Keys(is.signing))
+			is.mu.RUnlock()
+			http.Error(w, fmt.Sprintf("no signing key for alg %q: this issuer signs %s (an RSA key also signs RS384, RS512 and PS256 to PS512)",
+				r.URL.Query().Get("alg"), strings.Join(algs, ", ")), http.StatusBadRequest)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

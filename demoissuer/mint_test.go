@@ -52,6 +52,14 @@ func TestMintEndpoint(t *testing.T) {
 			t.Errorf("%q %.20q: %d, want 400", tc.query, tc.body, code)
 		}
 	}
+	// An algorithm without a key is refused in the caller's terms: what the issuer signs.
+	if code, body := post("?alg=ES256", "{}"); code != http.StatusBadRequest || !strings.Contains(body, "this issuer signs RS256") ||
+		strings.Contains(body, "WithAlgorithms") {
+		t.Errorf("alg=ES256: %d %s", code, body)
+	}
+	if code, tok := post("?alg=PS256", "{}"); code != 200 || !strings.Contains(tok, ".") {
+		t.Errorf("alg=PS256 with the RSA key: %d %s", code, tok)
+	}
 	// A caller off loopback is refused, whatever the listener.
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodPost, MintPath, strings.NewReader("{}"))

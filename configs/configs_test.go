@@ -261,6 +261,24 @@ func TestRedisWarnings(t *testing.T) {
 	})
 }
 
+// TestAdminListenWarning: an admin listener off loopback without admin_token is open to
+// whoever reaches it; with a token, or on loopback, nothing is said.
+func TestAdminListenWarning(t *testing.T) {
+	for _, tc := range []struct {
+		server string
+		want   []string
+	}{
+		{"server:\n  admin_listen: 0.0.0.0:9090\n", []string{`c.yaml:2: server.admin_listen: warning: is not loopback and admin_token is not set: whoever reaches it can read the metrics and purge the cache, and it answers only requests addressed to an IP address; set admin_token`}},
+		{"server:\n  admin_listen: :9090\n", []string{`c.yaml:2: server.admin_listen: warning: is not loopback and admin_token is not set: whoever reaches it can read the metrics and purge the cache, and it answers only requests addressed to an IP address; set admin_token`}},
+		{"server:\n  admin_listen: 0.0.0.0:9090\n  admin_token: ${env:ADMIN_TOKEN}\n", nil},
+		{"server:\n  admin_listen: '[::1]:9090'\n", nil},
+		{"server:\n  admin_listen: localhost:9090\n", nil},
+	} {
+		_, errs := Parse("c.yaml", []byte(tc.server+base), env("ADMIN_TOKEN", "0123456789abcdef0123"))
+		sameErrors(t, errs.Warnings(), tc.want)
+	}
+}
+
 // TestValueWarnings: a secret written inline and a value that looks like an unexpanded
 // shell variable are warnings that name the key, never the value.
 func TestValueWarnings(t *testing.T) {
@@ -732,7 +750,7 @@ func TestExamples(t *testing.T) {
 	if err != nil || len(files) < 4 {
 		t.Fatalf("examples: %v %v", files, err)
 	}
-	lookup := env("SPOTNANA_CLIENT_ID", "client", "SPOTNANA_CLIENT_SECRET", "secret", "REDIS_PASSWORD", "pw", "GRAPH_CLIENT_ID", "graph-app")
+	lookup := env("SPOTNANA_CLIENT_ID", "client", "SPOTNANA_CLIENT_SECRET", "secret", "REDIS_PASSWORD", "pw", "GRAPH_CLIENT_ID", "graph-app", "IDBRIDGE_ADMIN_TOKEN", "0123456789abcdef0123456789abcdef")
 	// Secret files are mounted at deploy time; stand in for them.
 	read := func(p string) ([]byte, error) {
 		if strings.Contains(p, "key") {

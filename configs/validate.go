@@ -116,6 +116,9 @@ func (v *validator) server(s *Server) {
 	if s.AdminToken != "" && len(s.AdminToken) < 16 {
 		v.errf("server.admin_token", "must be at least 16 characters (a random secret, e.g. openssl rand -hex 32)")
 	}
+	if s.AdminToken == "" && !v.skip["server.admin_token"] && s.AdminListen != "" && !loopbackHostPort(s.AdminListen) {
+		v.warnf("server.admin_listen", "is not loopback and admin_token is not set: whoever reaches it can read the metrics and purge the cache, and it answers only requests addressed to an IP address; set admin_token")
+	}
 	for i, p := range s.TrustedProxies {
 		path := fmt.Sprintf("server.trusted_proxies[%d]", i)
 		if _, err := netip.ParseAddr(p); err == nil {

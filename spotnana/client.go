@@ -382,14 +382,14 @@ func (c *Client) do(ctx context.Context, form, fp, subjectToken string) (*TokenR
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
 			// Sleeping would end past the caller's deadline: stop now and say so.
-			log.Warn("spotnana unavailable, no time left to retry", "status", last.status, "wait", wait, "error", c.failure(&last, subjectToken))
+			log.Warn("spotnana unavailable, no time left to retry", "status", last.status, "wait_ms", wait.Milliseconds(), "error", c.failure(&last, subjectToken))
 			u := c.unavailable(attempt, last, last.err)
 			if u.Err == nil {
 				u.Err = context.DeadlineExceeded
 			}
 			return nil, u
 		}
-		log.Info("spotnana request failed, retrying", "status", last.status, "wait", wait, "error", c.failure(&last, subjectToken))
+		log.Info("spotnana request failed, retrying", "status", last.status, "wait_ms", wait.Milliseconds(), "error", c.failure(&last, subjectToken))
 		c.retries.Add(1)
 		c.totalWait.Add(int64(wait))
 		if err := c.sleep(ctx, wait); err != nil {

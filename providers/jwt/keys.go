@@ -662,7 +662,7 @@ func (p *Provider) refresher(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			p.log.Warn("jwt: key refresh failed; keeping the last good keys", "provider", p.name, "retry_in", backoff, "error", err)
+			p.log.Warn("jwt: key refresh failed; keeping the last good keys", "provider", p.name, "retry_in_ms", backoff.Milliseconds(), "error", err)
 			wait = backoff
 			backoff = min(backoff*2, p.s.refresh)
 			continue

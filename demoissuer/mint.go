@@ -71,6 +71,10 @@ func (is *Issuer) serveMint(defaults map[string]any) http.HandlerFunc {
 			opts = append(opts, WithAlg(alg))
 		}
 		tok, err := is.Mint(claims, opts...)
+		if err != nil && len(opts) == 0 {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		if err != nil {
 			// Said in the caller's terms: the Go options that add keys are not theirs.
 			is.mu.RLock()

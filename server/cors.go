@@ -43,26 +43,52 @@ func newCORS(origins []string) *corsPolicy {
 // maxLoggedOrigin bounds what a refused Origin header can put into a log line.
 const maxLoggedOrigin = 200
 
-// allow reports whether the request comes from a listed origin, setting the headers
+// allow reports whether the request comes from a listed origin, setting the header
 // every answer to it carries. A request from another origin gets no CORS header (the
 // browser then withholds the answer from the page) and the refusal is logged; a request
 // without Origin (not from a browser page) is none of CORS' business.
 func (p *corsPolicy) allow(c *gin.Context, log *slog.Logger, route string) bool {
 	origin := c.Request.Header.Get("Origin")
-	if origin == "" {
+	if p.listed(c.Writer.Header(), origin) {
+		return true
+	}
+	logRefusal(c, log, route, origin)
+	return false
+}
+
+// listed sets Access-Control-Allow-Origin in h when origin is listed, and reports
+// whether it was.
+func (p *corsPolicy) listed(h http.Header, origin string) bool {
+	if origin == "" || !p.origins[origin] {
 		return false
 	}
-	if !p.origins[origin] {
-		if len(origin) > maxLoggedOrigin {
-			origin = origin[:maxLoggedOrigin] + "…"
-		}
-		log.Warn("cors: origin not in server.cors.allowed_origins; the browser will block the answer",
-			"route", route, "origin", origin, "client", c.ClientIP())
-		return false
-	}
-	h := c.Writer.Header()
 	h["Access-Control-Allow-Origin"] = []string{origin}
 	return true
+}
+
+// exchangeHeaders sets what every answer of the exchange route carries: Vary: Origin,
+// so that no cache serves one origin's answer to another, and for a listed origin that
+// origin and the headers the page may read. It reports whether origin was listed.
+func (p *corsPolicy) exchangeHeaders(h http.Header, origin string) bool {
+	h["Vary"] = varyOrigin
+	if !p.listed(h, origin) {
+		return false
+	}
+	h["Access-Control-Expose-Headers"] = corsExposeHeaders
+	return true
+}
+
+// logRefusal logs a request whose Origin is not listed; one without Origin is not
+// from a browser page and is none of CORS' business.
+func logRefusal(c *gin.Context, log *slog.Logger, route, origin string) {
+	if origin == "" {
+		return
+	}
+	if len(origin) > maxLoggedOrigin {
+		origin = origin[:maxLoggedOrigin] + "…"
+	}
+	log.Warn("cors: origin not in server.cors.allowed_origins; the browser will block the answer",
+		"route", route, "origin", origin, "client", c.ClientIP())
 }
 
 // preflight answers OPTIONS on the exchange route: 204, and for a listed origin the
@@ -81,13 +107,11 @@ func (s *Server) preflight(rt *Runtime) gin.HandlerFunc {
 	}
 }
 
-// corsAnswer marks an exchange answer for the page: the listed origin, the headers the
-// page may read, and Vary: Origin on every answer, so that no cache serves one origin's
-// answer to another.
+// corsAnswer marks an exchange answer for the page (exchangeHeaders) and logs an
+// unlisted origin.
 func (s *Server) corsAnswer(c *gin.Context, rt *Runtime) {
-	h := c.Writer.Header()
-	h["Vary"] = varyOrigin
-	if rt.cors.allow(c, s.log, routeExchange) {
-		h["Access-Control-Expose-Headers"] = corsExposeHeaders
+	origin := c.Request.Header.Get("Origin")
+	if !rt.cors.exchangeHeaders(c.Writer.Header(), origin) {
+		logRefusal(c, s.log, routeExchange, origin)
 	}
 }

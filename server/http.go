@@ -92,19 +92,10 @@ func (s *Server) prepare(rt *Runtime) error {
 // Vary: Origin and, for a listed origin, the CORS headers, so that a page's script can
 // read the status instead of seeing a network failure.
 func (s *Server) errorHeaders(h http.Header, r *http.Request, rt *Runtime) {
-	id := cleanRequestID(r.Header.Get("X-Request-Id"))
-	if id == "" {
-		id = newRequestID()
-	}
-	h["X-Request-Id"] = []string{id}
+	h["X-Request-Id"] = []string{requestID(r)}
 	cfg := rt.Config.Server
-	if rt.Exchange == nil || cfg.ExchangePath == nil || r.URL.Path != *cfg.ExchangePath {
-		return
-	}
-	h["Vary"] = varyOrigin
-	if origin := r.Header.Get("Origin"); origin != "" && rt.cors.origins[origin] {
-		h["Access-Control-Allow-Origin"] = []string{origin}
-		h["Access-Control-Expose-Headers"] = corsExposeHeaders
+	if rt.Exchange != nil && cfg.ExchangePath != nil && r.URL.Path == *cfg.ExchangePath {
+		rt.cors.exchangeHeaders(h, r.Header.Get("Origin"))
 	}
 }
 
@@ -127,10 +118,7 @@ type request struct {
 func (s *Server) api(rt *Runtime, route string, h func(*gin.Context, *request)) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
-		req := request{rt: rt, id: cleanRequestID(c.GetHeader("X-Request-Id"))}
-		if req.id == "" {
-			req.id = newRequestID()
-		}
+		req := request{rt: rt, id: requestID(c.Request)}
 		// Set directly with canonical keys: c.Header canonicalises and allocates a slice
 		// per call, and this runs on every request.
 		hdr := c.Writer.Header()

@@ -279,6 +279,15 @@ func (s *Server) Serve(ctx context.Context, main, admin net.Listener) error {
 	return firstErr
 }
 
+// requestID names a request: the caller's X-Request-Id when it is plain (cleanRequestID),
+// else a new one.
+func requestID(r *http.Request) string {
+	if id := cleanRequestID(r.Header.Get("X-Request-Id")); id != "" {
+		return id
+	}
+	return newRequestID()
+}
+
 // newRequestID returns 16 random hex digits.
 func newRequestID() string {
 	var b [8]byte

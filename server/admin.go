@@ -171,21 +171,13 @@ func (s *Server) adminGuard(c *gin.Context) {
 		// controls is pointed at 127.0.0.1, the page's requests then carry Host and Origin
 		// both set to that name, and pass the cross-site check below. Such a request always
 		// names the listener by a DNS name, so only an IP address or localhost is served.
-		host := r.Host
-		if len(host) > 100 {
-			host = host[:100]
-		}
-		s.log.Warn("admin request refused: Host is not an IP address or localhost", "path", r.URL.Path, "host", host)
+		s.log.Warn("admin request refused: Host is not an IP address or localhost", "path", r.URL.Path, "host", clipForLog(r.Host))
 		writeJSONError(c, http.StatusForbidden, "access_denied", "the admin listener answers only requests addressed to its IP address or localhost, or with admin_token")
 		c.Abort()
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions && crossSite(r) {
-		origin := r.Header.Get("Origin")
-		if len(origin) > 100 {
-			origin = origin[:100]
-		}
-		s.log.Warn("admin request refused: cross-site", "path", r.URL.Path, "origin", origin, "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+		s.log.Warn("admin request refused: cross-site", "path", r.URL.Path, "origin", clipForLog(r.Header.Get("Origin")), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
 		writeJSONError(c, http.StatusForbidden, "access_denied", "cross-site request refused")
 		c.Abort()
 		return
@@ -202,6 +194,14 @@ func (s *Server) adminGuard(c *gin.Context) {
 		return
 	}
 	c.Next()
+}
+
+// clipForLog bounds what a refused request's header can put into an admin log line.
+func clipForLog(v string) string {
+	if len(v) > 100 {
+		return v[:100]
+	}
+	return v
 }
 
 // addressedByIP reports whether a request's Host (RFC 9110 §7.2: host and optional port)

@@ -306,11 +306,13 @@ func (sc *scenarios) start(e *env) error {
 		pprofEnv = append(pprofEnv, "IDBRIDGE_PPROF=1")
 	}
 	if sc.on("a") || sc.on("b") {
-		if sc.srv["idbridge-ab"], err = startIdbridge(e, "idbridge-ab", "cache: {max_entries: 1000}\n"+jwtConfig(sc.issuer.URL(), ""), pprofEnv...); err != nil {
+		cfg := "cache: {max_entries: 1000}\n" + jwtConfig(sc.issuer.URL(), "")
+		if sc.srv["idbridge-ab"], err = startIdbridge(e, "idbridge-ab", cfg, pprofEnv...); err != nil {
 			return err
 		}
 		if rev := e.o.compare; rev != "" {
-			if sc.srv["idbridge@"+rev], err = startIdbridgeBin(e, "idbridge-compare", e.bins["idbridge@"+rev], "cache: {max_entries: 1000}\n"+jwtConfig(sc.issuer.URL(), ""), pprofEnv...); err != nil {
+			// The same config as idbridge-ab's, so that the two rows differ by the build only.
+			if sc.srv["idbridge@"+rev], err = startIdbridgeBin(e, "idbridge-compare", e.bins["idbridge@"+rev], cfg, pprofEnv...); err != nil {
 				return err
 			}
 		}

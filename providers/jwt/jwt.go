@@ -26,7 +26,6 @@ import (
 	"github.com/idbridge/idbridge/jsonlimit"
 	"github.com/idbridge/idbridge/outbound"
 	"github.com/idbridge/idbridge/providers"
-	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 	"github.com/tidwall/gjson"
 )
 
@@ -495,7 +494,7 @@ func (p *Provider) verify(ctx context.Context, ks *keySet, seq uint64, input, si
 				continue
 			}
 			tried = true
-			if jwsbb.Verify(k.pub, alg, input, sig) == nil {
+			if k.verify(alg, input, sig) == nil {
 				return nil
 			}
 		}
@@ -532,7 +531,7 @@ func (p *Provider) verify(ctx context.Context, ks *keySet, seq uint64, input, si
 			continue
 		}
 		fit = true
-		if jwsbb.Verify(k.pub, alg, input, sig) == nil {
+		if k.verify(alg, input, sig) == nil {
 			return nil
 		}
 	}

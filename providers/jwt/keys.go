@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 	"github.com/tidwall/gjson"
 
 	"github.com/idbridge/idbridge/jsonlimit"
@@ -69,7 +70,18 @@ type key struct {
 	kid  string
 	alg  string // the JWK's own alg; "" when it names none
 	kind keyKind
-	pub  any // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
+	pub  any     // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
+	rsa  *rsaKey // pub prepared for RS256/RS384/RS512; nil for other kinds
+}
+
+// verify checks sig over input under alg, which must fit k.
+func (k *key) verify(alg string, input, sig []byte) error {
+	if k.rsa != nil {
+		if ok, err := k.rsa.verifyPKCS1v15(alg, input, sig); ok {
+			return err
+		}
+	}
+	return jwsbb.Verify(k.pub, alg, input, sig)
 }
 
 // fits reports whether k may verify a signature made with alg.
@@ -371,7 +383,11 @@ func exportKey(jk jwk.Key) (*key, string) {
 		if b := pk.N.BitLen(); b < minRSABits || b > maxRSABits {
 			return nil, fmt.Sprintf("RSA modulus of %d bits is outside %d–%d", b, minRSABits, maxRSABits)
 		}
-		k.kind, k.pub = kindRSA, pk
+		rk, err := newRSAKey(pk)
+		if err != nil {
+			return nil, err.Error()
+		}
+		k.kind, k.pub, k.rsa = kindRSA, pk, rk
 	case *ecdsa.PublicKey:
 		switch pk.Curve {
 		case elliptic.P256():

@@ -259,6 +259,19 @@ func TestLoadedRSAKeysArePrepared(t *testing.T) {
 		if err := k.verify("RS384", append(input, '.'), sig); err == nil {
 			t.Errorf("%s: a signature over other input verified", name)
 		}
+		// One prepared key serves every request at once (go test -race checks the
+		// sharing).
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 4 {
+					if err := k.verify("RS384", input, sig); err != nil {
+						t.Errorf("%s, concurrently: %v", name, err)
+					}
+				}
+			})
+		}
+		wg.Wait()
 	}
 }
 

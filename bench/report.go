@@ -21,7 +21,7 @@ type report struct {
 	Notes     []string     `json:"notes"`
 }
 
-// targetLine is one of issue 7's targets with its measured ratio.
+// targetLine is one of the benchmark's targets (issues 7 and 11) with its measured ratio.
 type targetLine struct {
 	Name     string  `json:"name"`
 	Measured float64 `json:"measured"`
@@ -87,6 +87,9 @@ func targets(r report) []targetLine {
 	if i, v := r.find("b", "idbridge"), r.find("b", "jwtverify"); i != nil && v != nil && v.RPS > 0 && v.P99 > 0 {
 		add("b: distinct RS256 tokens requests/s vs minimal verifier", i.RPS/v.RPS, 0.9, true, "×")
 		add("b: distinct RS256 tokens p99 vs minimal verifier", float64(i.P99)/float64(v.P99), 1.5, false, "×")
+		if v.CPUus > 0 {
+			add("b: distinct RS256 tokens CPU per request vs minimal verifier", i.CPUus/v.CPUus, 1.1, false, "×")
+		}
 	}
 	peak := int64(0)
 	for _, s := range r.Runs {

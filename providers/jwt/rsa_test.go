@@ -60,6 +60,18 @@ func stdVerify(pub *rsa.PublicKey, h crypto.Hash, input, sig []byte) error {
 	return rsa.VerifyPKCS1v15(pub, h, d.Sum(nil), sig)
 }
 
+// signPKCS1v15 signs input under h the way an issuer does.
+func signPKCS1v15(t testing.TB, priv *rsa.PrivateKey, h crypto.Hash, input []byte) []byte {
+	t.Helper()
+	d := h.New()
+	d.Write(input)
+	sig, err := rsa.SignPKCS1v15(rand.Reader, priv, h, d.Sum(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sig
+}
+
 // rawSign applies the private operation to em as is, so that a test can sign an encoding
 // that no honest signer would produce.
 func rawSign(k *rsa.PrivateKey, em []byte) []byte {
@@ -95,17 +107,14 @@ func TestRSAKeyAgreesWithCryptoRSA(t *testing.T) {
 			d := a.hash.New()
 			d.Write(input)
 			digest := d.Sum(nil)
-			good, err := rsa.SignPKCS1v15(rand.Reader, priv, a.hash, digest)
-			if err != nil {
-				t.Fatal(err)
-			}
+			good := signPKCS1v15(t, priv, a.hash, input)
 			k := priv.Size()
 			flip := func(i int) []byte {
 				s := bytes.Clone(good)
 				s[i] ^= 0x01
 				return s
 			}
-			otherSig, _ := rsa.SignPKCS1v15(rand.Reader, other, a.hash, digest)
+			otherSig := signPKCS1v15(t, other, a.hash, input)
 			// The classic forgeries target verifiers that parse the decrypted block:
 			// garbage after the digest, a short padding, a foreign DigestInfo.
 			em := encodeEM(k, a.prefix, digest)
@@ -238,12 +247,7 @@ func TestLoadedRSAKeysArePrepared(t *testing.T) {
 	}
 	pemSet := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 	input := []byte("header.payload")
-	d := crypto.SHA384.New()
-	d.Write(input)
-	sig, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA384, d.Sum(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sig := signPKCS1v15(t, priv, crypto.SHA384, input)
 	for name, set := range map[string][]byte{"jwks": jwks(t, rsaEntry(&priv.PublicKey, "k")), "pem": pemSet} {
 		ks, err := parseKeySet(set, name == "pem")
 		if err != nil || len(ks.all) != 1 {
@@ -281,13 +285,7 @@ func FuzzRSAVerifyPKCS1v15(f *testing.F) {
 	priv := testRSAKeys(f)[0]
 	rk := mustRSAKey(f, &priv.PublicKey)
 	for i, a := range rsaAlgs {
-		d := a.hash.New()
-		d.Write([]byte("seed"))
-		sig, err := rsa.SignPKCS1v15(rand.Reader, priv, a.hash, d.Sum(nil))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(uint8(i), []byte("seed"), sig)
+		f.Add(uint8(i), []byte("seed"), signPKCS1v15(f, priv, a.hash, []byte("seed")))
 	}
 	f.Add(uint8(0), []byte{}, []byte{})
 	f.Fuzz(func(t *testing.T, algIdx uint8, input, sig []byte) {
@@ -307,12 +305,7 @@ func FuzzRSAVerifyPKCS1v15(f *testing.F) {
 func BenchmarkVerifyRS256(b *testing.B) {
 	priv := testRSAKeys(b)[0]
 	input := []byte("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1MSJ9")
-	d := crypto.SHA256.New()
-	d.Write(input)
-	sig, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, d.Sum(nil))
-	if err != nil {
-		b.Fatal(err)
-	}
+	sig := signPKCS1v15(b, priv, crypto.SHA256, input)
 	b.Run("prepared", func(b *testing.B) {
 		rk := mustRSAKey(b, &priv.PublicKey)
 		b.ReportAllocs()

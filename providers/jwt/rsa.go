@@ -2,6 +2,7 @@ package jwt
 
 import (
 	"bytes"
+	"crypto/fips140"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -28,15 +29,20 @@ type rsaKey struct {
 }
 
 // newRSAKey prepares pk. It refuses what crypto/rsa refuses at verification time (an even
-// modulus, an exponent that is even, below 3 or above 2³¹−1). jwk parsing refuses most
-// such keys already; checking here keeps this verifier from depending on that, and a
-// refusal is reported as a skipped key, never a failure of every token.
+// modulus, an exponent that is even, below 3 or above 2³¹−1): jwk parsing refuses most
+// such keys already, and checking here keeps this verifier from depending on that. A
+// refusal is reported as a skipped key, never a failure of every token. In FIPS 140-3
+// mode (GODEBUG=fips140=on or only) it returns nil and no error: every check then stays
+// inside the validated module, crypto/rsa through jwx.
 func newRSAKey(pk *rsa.PublicKey) (*rsaKey, error) {
 	if pk.N == nil || pk.N.Bit(0) == 0 {
 		return nil, errors.New("RSA modulus is even")
 	}
 	if pk.E < 3 || pk.E&1 == 0 || pk.E > 1<<31-1 {
 		return nil, errors.New("RSA public exponent is not an odd number from 3 to 2³¹−1")
+	}
+	if fips140.Enabled() {
+		return nil, nil
 	}
 	n, err := bigmod.NewModulus(pk.N.Bytes())
 	if err != nil {
@@ -74,9 +80,11 @@ func (k *rsaKey) verifyPKCS1v15(alg string, input, sig []byte) (ok bool, err err
 	default:
 		return false, nil
 	}
-	// RFC 8017 §8.2.2 step 1: a signature of any length but the modulus' is invalid.
+	// RFC 8017 §8.2.2 step 1: a signature of any length but the modulus' is invalid. (A
+	// modulus too short for the encoding cannot load: keys are 2048 bits or more.)
 	size := k.n.Size()
-	if len(sig) != size {
+	t := len(prefix) + len(digest)
+	if len(sig) != size || size < t+11 {
 		return true, errRSAVerification
 	}
 	// Step 2: s must be below n (SetBytes refuses it otherwise); m = s^e mod n.
@@ -86,11 +94,7 @@ func (k *rsaKey) verifyPKCS1v15(alg string, input, sig []byte) (ok bool, err err
 	}
 	em := bigmod.NewNat().ExpShortVarTime(s, k.e, k.n).Bytes(k.n)
 	// Steps 3–4: EM' = 0x00 ‖ 0x01 ‖ PS (0xff…, at least 8 bytes) ‖ 0x00 ‖ DigestInfo ‖ H,
-	// compared whole. Keys are 2048 bits or more, so PS is always long enough.
-	t := len(prefix) + len(digest)
-	if size < t+11 {
-		return true, errRSAVerification
-	}
+	// every byte compared.
 	if em[0] != 0 || em[1] != 1 || em[size-t-1] != 0 ||
 		!bytes.Equal(em[size-t:size-len(digest)], prefix) || !bytes.Equal(em[size-len(digest):], digest) {
 		return true, errRSAVerification

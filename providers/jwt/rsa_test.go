@@ -3,11 +3,15 @@ package jwt
 import (
 	"bytes"
 	"crypto"
+	"crypto/fips140"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"math/big"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -28,20 +32,52 @@ var (
 	rsaTestKeys     []*rsa.PrivateKey
 )
 
-// testRSAKeys generates one key of each size idbridge accepts at the usual lengths, once
-// per test binary (a 4096-bit key takes about a second).
+// testRSAKeys generates, once per test binary, keys of the usual sizes plus the shapes
+// that take other code paths in the arithmetic: a modulus that does not fill its last
+// 64-bit word (2049 bits) and the exponent 3 (the classic target of forged signatures).
+// A 4096-bit key takes about a second.
 func testRSAKeys(t testing.TB) []*rsa.PrivateKey {
 	t.Helper()
 	rsaTestKeysOnce.Do(func() {
-		for _, bits := range []int{2048, 3072, 4096} {
+		for _, bits := range []int{2048, 3072, 4096, 2049} {
 			k, err := rsa.GenerateKey(rand.Reader, bits)
 			if err != nil {
 				panic(err)
 			}
 			rsaTestKeys = append(rsaTestKeys, k)
 		}
+		rsaTestKeys = append(rsaTestKeys, rsaKeyE3(2048))
 	})
 	return rsaTestKeys
+}
+
+// rsaKeyE3 builds a bits-long key with e = 3, which rsa.GenerateKey never makes.
+func rsaKeyE3(bits int) *rsa.PrivateKey {
+	e := big.NewInt(3)
+	one := big.NewInt(1)
+	for {
+		p, err := rand.Prime(rand.Reader, bits/2)
+		if err != nil {
+			panic(err)
+		}
+		q, err := rand.Prime(rand.Reader, bits-bits/2)
+		if err != nil {
+			panic(err)
+		}
+		n := new(big.Int).Mul(p, q)
+		p1, q1 := new(big.Int).Sub(p, one), new(big.Int).Sub(q, one)
+		phi := new(big.Int).Mul(p1, q1)
+		d := new(big.Int).ModInverse(e, phi)
+		if p.Cmp(q) == 0 || n.BitLen() != bits || d == nil {
+			continue
+		}
+		k := &rsa.PrivateKey{PublicKey: rsa.PublicKey{N: n, E: 3}, D: d, Primes: []*big.Int{p, q}}
+		k.Precompute()
+		if k.Validate() != nil {
+			continue
+		}
+		return k
+	}
 }
 
 func mustRSAKey(t testing.TB, pk *rsa.PublicKey) *rsaKey {
@@ -129,6 +165,12 @@ func TestRSAKeyAgreesWithCryptoRSA(t *testing.T) {
 			badPS[10] = 0xfe
 			badHead := bytes.Clone(em)
 			badHead[1] = 2
+			firstByte := bytes.Clone(em)
+			firstByte[0] = 1
+			firstPS := bytes.Clone(em)
+			firstPS[2] = 0xfe
+			lastPS := bytes.Clone(em)
+			lastPS[k-len(a.prefix)-len(digest)-2] = 0xfe
 			noSep := bytes.Clone(em)
 			noSep[k-len(a.prefix)-len(digest)-1] = 0xff
 			foreignPrefix := bytes.Clone(em)
@@ -157,6 +199,9 @@ func TestRSAKeyAgreesWithCryptoRSA(t *testing.T) {
 				{"padding cut short", a.alg, input, rawSign(priv, shortPS), false},
 				{"padding byte not 0xff", a.alg, input, rawSign(priv, badPS), false},
 				{"block type 2", a.alg, input, rawSign(priv, badHead), false},
+				{"first byte not zero", a.alg, input, rawSign(priv, firstByte), false},
+				{"first padding byte not 0xff", a.alg, input, rawSign(priv, firstPS), false},
+				{"last padding byte not 0xff", a.alg, input, rawSign(priv, lastPS), false},
 				{"no zero separator", a.alg, input, rawSign(priv, noSep), false},
 				{"DigestInfo altered", a.alg, input, rawSign(priv, foreignPrefix), false},
 			}
@@ -219,21 +264,71 @@ func TestNewRSAKeyRefusesWhatCryptoRSARefuses(t *testing.T) {
 	priv := testRSAKeys(t)[0]
 	even := new(big.Int).Add(priv.N, big.NewInt(1))
 	for name, pk := range map[string]*rsa.PublicKey{
-		"even modulus":       {N: even, E: 65537},
-		"exponent 1":         {N: priv.N, E: 1},
-		"even exponent":      {N: priv.N, E: 65536},
-		"exponent too large": {N: priv.N, E: 1 << 31},
-		"negative exponent":  {N: priv.N, E: -3},
+		"even modulus":           {N: even, E: 65537},
+		"exponent 1":             {N: priv.N, E: 1},
+		"even exponent":          {N: priv.N, E: 65536},
+		"odd exponent above 2³¹": {N: priv.N, E: 1<<31 + 1},
+		"negative exponent":      {N: priv.N, E: -3},
 	} {
 		if _, err := newRSAKey(pk); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
-		if err := rsa.VerifyPKCS1v15(pk, crypto.SHA256, make([]byte, 32), make([]byte, priv.Size())); err == nil {
-			t.Errorf("%s: crypto/rsa accepted it, so refusing it here is not needed", name)
+		// crypto/rsa must refuse the key itself, not merely this signature: otherwise
+		// refusing it here would lock out a key that crypto/rsa could use.
+		err := rsa.VerifyPKCS1v15(pk, crypto.SHA256, make([]byte, 32), make([]byte, priv.Size()))
+		if err == nil || err == rsa.ErrVerification {
+			t.Errorf("%s: crypto/rsa does not refuse the key (%v)", name, err)
 		}
 	}
-	if _, err := newRSAKey(&rsa.PublicKey{N: priv.N, E: 3}); err != nil {
-		t.Errorf("e=3: %v", err)
+	for _, e := range []int{3, 65537, 1<<31 - 1} {
+		if _, err := newRSAKey(&rsa.PublicKey{N: priv.N, E: e}); err != nil {
+			t.Errorf("e=%d: %v", e, err)
+		}
+	}
+}
+
+// TestRSAKeyRefusesNonCanonicalSignatures: a genuine signature stays genuine only in its
+// one canonical form, s < n in exactly k bytes. Stripping a leading zero byte, or adding
+// n to s, must be refused, as crypto/rsa refuses them.
+func TestRSAKeyRefusesNonCanonicalSignatures(t *testing.T) {
+	// A modulus well below 2^2048, so that s + n still fits in 256 bytes for many s.
+	var priv *rsa.PrivateKey
+	limit := new(big.Int).Lsh(big.NewInt(13), 2048-4) // 13/16 of 2^2048 (GenerateKey makes n ≥ 9/16 of it)
+	for priv == nil || priv.N.Cmp(limit) > 0 {
+		var err error
+		if priv, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rk := mustRSAKey(t, &priv.PublicKey)
+	k := priv.Size()
+	bound := new(big.Int).Lsh(big.NewInt(1), uint(8*k))
+	var leadingZero, wrapped bool
+	for i := 0; i < 20000 && !(leadingZero && wrapped); i++ {
+		input := []byte{byte(i), byte(i >> 8), 'x'}
+		sig := signPKCS1v15(t, priv, crypto.SHA256, input)
+		if _, err := rk.verifyPKCS1v15("RS256", input, sig); err != nil {
+			t.Fatalf("genuine signature refused: %v", err)
+		}
+		check := func(what string, bad []byte) {
+			t.Helper()
+			_, err := rk.verifyPKCS1v15("RS256", input, bad)
+			ref := stdVerify(&priv.PublicKey, crypto.SHA256, input, bad)
+			if err == nil || ref == nil {
+				t.Errorf("%s: ours %v, crypto/rsa %v, want both to refuse", what, err, ref)
+			}
+		}
+		if sig[0] == 0 && !leadingZero {
+			leadingZero = true
+			check("leading zero byte stripped", sig[1:])
+		}
+		if s := new(big.Int).Add(new(big.Int).SetBytes(sig), priv.N); s.Cmp(bound) < 0 && !wrapped {
+			wrapped = true
+			check("s + n", s.FillBytes(make([]byte, k)))
+		}
+	}
+	if !leadingZero || !wrapped {
+		t.Fatalf("found no signature to alter (leading zero %v, s + n %v)", leadingZero, wrapped)
 	}
 }
 
@@ -263,8 +358,9 @@ func TestLoadedRSAKeysArePrepared(t *testing.T) {
 		if err := k.verify("RS384", append(input, '.'), sig); err == nil {
 			t.Errorf("%s: a signature over other input verified", name)
 		}
-		// One prepared key serves every request at once (go test -race checks the
-		// sharing).
+		// One prepared key serves every request at once. bigmod's arithmetic is marked
+		// go:norace, so the race detector does not see inside it; what this checks is
+		// that answers stay right when verifications overlap.
 		var wg sync.WaitGroup
 		for range 8 {
 			wg.Go(func() {
@@ -298,6 +394,63 @@ func FuzzRSAVerifyPKCS1v15(f *testing.F) {
 			t.Fatalf("%s: ours %v, crypto/rsa %v", a.alg, err, ref)
 		}
 	})
+}
+
+// FuzzRSAVerifyEncoding fuzzes the block a signature decrypts to, which random signatures
+// almost never reach past the first bytes: each input is taken as EM, signed with the
+// private key as it is, and both verifiers must agree on it. The seeds are the genuine
+// encodings; the rest is the fuzzer's mutation of them.
+func FuzzRSAVerifyEncoding(f *testing.F) {
+	priv := testRSAKeys(f)[3] // 2049 bits: the last word is partly used
+	rk := mustRSAKey(f, &priv.PublicKey)
+	k := priv.Size()
+	input := []byte("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJmdXp6In0")
+	for i, a := range rsaAlgs {
+		d := a.hash.New()
+		d.Write(input)
+		f.Add(uint8(i), encodeEM(k, a.prefix, d.Sum(nil)))
+	}
+	f.Fuzz(func(t *testing.T, algIdx uint8, em []byte) {
+		a := rsaAlgs[int(algIdx)%len(rsaAlgs)]
+		if len(em) != k || new(big.Int).SetBytes(em).Cmp(priv.N) >= 0 {
+			return // not a block the private key can sign as is
+		}
+		sig := rawSign(priv, em)
+		_, err := rk.verifyPKCS1v15(a.alg, input, sig)
+		if ref := stdVerify(&priv.PublicKey, a.hash, input, sig); (err == nil) != (ref == nil) {
+			t.Fatalf("%s on EM %x: ours %v, crypto/rsa %v", a.alg, em, err, ref)
+		}
+	})
+}
+
+// TestFIPSModeKeepsCryptoRSA: under GODEBUG=fips140=on, keys are not prepared, so that
+// every RSA check stays inside the validated module. The check runs in a child process,
+// since the mode is fixed when a process starts.
+func TestFIPSModeKeepsCryptoRSA(t *testing.T) {
+	if os.Getenv("IDBRIDGE_FIPS_CHILD") == "1" {
+		if !fips140.Enabled() {
+			t.Fatal("child runs without FIPS 140-3 mode")
+		}
+		priv := testRSAKeys(t)[0]
+		ks, err := parseKeySet(jwks(t, rsaEntry(&priv.PublicKey, "k")), false)
+		if err != nil || len(ks.all) != 1 {
+			t.Fatalf("%v %+v", err, ks)
+		}
+		if ks.all[0].rsa != nil {
+			t.Fatal("key prepared in FIPS mode")
+		}
+		input := []byte("header.payload")
+		if err := ks.all[0].verify("RS256", input, signPKCS1v15(t, priv, crypto.SHA256, input)); err != nil {
+			t.Fatalf("verify through crypto/rsa: %v", err)
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFIPSModeKeepsCryptoRSA$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "IDBRIDGE_FIPS_CHILD=1", "GODEBUG=fips140=on")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestFIPSModeKeepsCryptoRSA") {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
 }
 
 // BenchmarkVerifyRS256 compares the prepared key with crypto/rsa on one 2048-bit

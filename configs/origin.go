@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/idbridge/idbridge/internal/loopback"
 )
 
 // EmbedPathPrefix is reserved on the main listener for the embed script
@@ -59,7 +61,7 @@ func CheckOrigin(s string) (warning string, err error) {
 	if s != strings.ToLower(s) {
 		return "", fmt.Errorf("%q: write it in lower case (browsers send %s)", s, strings.ToLower(s))
 	}
-	if u.Scheme == "http" && !loopbackHost(host) {
+	if u.Scheme == "http" && !loopback.Host(host) {
 		return fmt.Sprintf("%q is plain http:// on a host other than localhost: the page and the tokens it receives travel unencrypted; use https://", s), nil
 	}
 	return "", nil

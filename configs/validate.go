@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/idbridge/idbridge/internal/loopback"
 )
 
 // validator checks a decoded, defaulted Config and places each error at the line of
@@ -116,7 +118,7 @@ func (v *validator) server(s *Server) {
 	if s.AdminToken != "" && len(s.AdminToken) < 16 {
 		v.errf("server.admin_token", "must be at least 16 characters (a random secret, e.g. openssl rand -hex 32)")
 	}
-	if s.AdminToken == "" && !v.skip["server.admin_token"] && s.AdminListen != "" && !loopbackHostPort(s.AdminListen) {
+	if s.AdminToken == "" && !v.skip["server.admin_token"] && s.AdminListen != "" && !loopback.HostPort(s.AdminListen) {
 		v.warnf("server.admin_listen", "is not loopback and admin_token is not set: whoever reaches it can read the metrics and purge the cache, and it answers only requests addressed to an IP address; set admin_token")
 	}
 	for i, p := range s.TrustedProxies {
@@ -249,7 +251,7 @@ func (v *validator) redis(r *Redis) {
 	}
 	if !r.TLS && (r.Password != "" || (r.Sentinel != nil && r.Sentinel.Password != "")) {
 		for _, a := range addrs {
-			if !loopbackHostPort(a) {
+			if !loopback.HostPort(a) {
 				v.warnf(p+".tls", "is off while a password is sent to a non-loopback Redis")
 				break
 			}
@@ -346,7 +348,7 @@ func (v *validator) spotnana(c *Config) {
 	if s.TokenURL == "" {
 		v.errf("spotnana.token_url", "required")
 	} else if v.httpURL("spotnana.token_url", s.TokenURL) {
-		if u, _ := url.Parse(s.TokenURL); u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+		if u, _ := url.Parse(s.TokenURL); u.Scheme == "http" && !loopback.Host(u.Hostname()) {
 			v.warnf("spotnana.token_url", "uses http:// to a non-loopback host: the client secret and tokens travel in clear")
 		}
 	}
@@ -443,19 +445,6 @@ func (v *validator) httpURL(path, s string) bool {
 		return false
 	}
 	return true
-}
-
-func loopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(h)
-	return err == nil && a.IsLoopback()
-}
-
-func loopbackHostPort(hp string) bool {
-	h, _, err := net.SplitHostPort(hp)
-	return err == nil && loopbackHost(h)
 }
 
 func hasControl(s string) bool {

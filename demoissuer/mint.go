@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/idbridge/idbridge/internal/loopback"
 )
 
 // MintPath is the mint endpoint WithMintEndpoint serves.
@@ -32,7 +33,7 @@ func WithMintEndpoint(defaults map[string]any) Option {
 func (is *Issuer) serveMint(defaults map[string]any) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		if !loopbackPeer(r.RemoteAddr) {
+		if !loopback.HostPort(r.RemoteAddr) {
 			http.Error(w, "the mint endpoint answers loopback callers only", http.StatusForbidden)
 			return
 		}
@@ -87,13 +88,4 @@ func (is *Issuer) serveMint(defaults map[string]any) http.HandlerFunc {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, tok+"\n")
 	}
-}
-
-func loopbackPeer(remote string) bool {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

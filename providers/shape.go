@@ -3,13 +3,14 @@ package providers
 import (
 	"encoding/base64"
 	"github.com/idbridge/idbridge/configs"
-	"net"
 	"net/url"
 	"strings"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/idbridge/idbridge/jsonlimit"
+
+	"github.com/idbridge/idbridge/internal/loopback"
 )
 
 // maxPeekBytes bounds the work done on an unverified token before any provider has
@@ -110,7 +111,7 @@ func plainHTTPHost(raw string) (string, bool) {
 		return "", false
 	}
 	host := u.Hostname()
-	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+	if loopback.Host(host) {
 		return "", false
 	}
 	return host, true

@@ -24,6 +24,8 @@ import (
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/demoissuer"
 	"github.com/idbridge/idbridge/spotnana"
+
+	"github.com/idbridge/idbridge/internal/loopback"
 )
 
 // The demo's fixed identities. The client secret is not among them: each run makes a
@@ -73,14 +75,10 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 // loopbackOnly refuses any address but a loopback one: the demo's issuer signs whatever
 // it is asked to, and must never be reachable from another machine.
 func loopbackOnly(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return err
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+	if !loopback.HostPort(addr) {
 		return fmt.Errorf("%q is not a loopback address", addr)
 	}
 	return nil

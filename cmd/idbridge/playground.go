@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 
 	"gopkg.in/yaml.v3"
@@ -10,6 +9,8 @@ import (
 	"github.com/idbridge/idbridge/app"
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/playground"
+
+	"github.com/idbridge/idbridge/internal/loopback"
 )
 
 // playgroundOptions returns the playground's hooks when cfg turns it on: by default
@@ -17,7 +18,7 @@ import (
 // path is the config file (its mapping section is the page's starting rules); "" is the
 // demo's embedded config.
 func playgroundOptions(cfg *configs.Config, path string) *playground.Options {
-	on := loopbackListen(cfg.Server.AdminListen)
+	on := loopback.HostPort(cfg.Server.AdminListen)
 	if cfg.Server.Playground != nil {
 		on = *cfg.Server.Playground
 	}
@@ -37,15 +38,6 @@ func playgroundOptions(cfg *configs.Config, path string) *playground.Options {
 			return mappingSection(data)
 		},
 	}
-}
-
-func loopbackListen(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // mappingSection returns the text of a config's top-level mapping: section, re-encoded.

@@ -20,6 +20,8 @@ import (
 
 	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/providers"
+
+	"github.com/idbridge/idbridge/internal/loopback"
 )
 
 // Defaults of a directory's keys, as documented in configs.Directory.
@@ -613,7 +615,7 @@ func newDirectory(name string, cfg *DirectoryConfig, errf func(key, format strin
 		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
 			bad("url", "give only scheme, host and port; the search base is base_dn")
 		}
-		if u.Scheme == "ldap" && !cfg.StartTLS && cfg.BindPassword != "" && !loopbackHost(host) {
+		if u.Scheme == "ldap" && !cfg.StartTLS && cfg.BindPassword != "" && !loopback.Host(host) {
 			warn("url", "ldap:// without start_tls sends bind_password in clear; use ldaps:// or start_tls: true")
 		}
 		d.addr = net.JoinHostPort(host, port)
@@ -679,14 +681,6 @@ func newDirectory(name string, cfg *DirectoryConfig, errf func(key, format strin
 	}
 	d.slots = make(chan struct{}, d.size)
 	return d, errs
-}
-
-func loopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 func sortedKeys[V any](m map[string]V) []string {

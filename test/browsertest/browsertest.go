@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/idbridge/idbridge/internal/loopback"
 )
 
 // RequireEnv is the variable that turns a missing Chromium into a failure.
@@ -246,7 +248,7 @@ func startRecorder(t testing.TB) *recorder {
 			r.mu.Lock()
 			r.seen = append(r.seen, req.URL.String())
 			r.mu.Unlock()
-			if req.Method == http.MethodConnect || !req.URL.IsAbs() || !loopback(req.URL.Hostname()) {
+			if req.Method == http.MethodConnect || !req.URL.IsAbs() || !loopback.Host(req.URL.Hostname()) {
 				http.Error(w, "browsertest proxy: loopback http:// only", http.StatusForbidden)
 				return
 			}
@@ -256,12 +258,4 @@ func startRecorder(t testing.TB) *recorder {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close(); transport.CloseIdleConnections() })
 	return r
-}
-
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -28,6 +28,9 @@ type Kind struct {
 	// audience is the YAML written in audiences: [...] when Options.Audience is "".
 	audience string
 	tmpl     string // with the placeholders of templates.go
+	// userinfoSubject, when set, is the userinfo step's subject_claim, with the reason
+	// as a comment line: the token claim that equals userinfo's sub where that is not sub.
+	userinfoSubject, userinfoSubjectWhy string
 }
 
 // Options fill a template.
@@ -152,6 +155,8 @@ func Render(kind string, o Options) ([]byte, error) {
 	step, mapping := userinfoStep, userinfoMapping
 	if o.Discovery != nil && o.Discovery.UserinfoEndpoint == "" {
 		step, mapping = "", ""
+	} else if k.userinfoSubject != "" {
+		step += "      # " + k.userinfoSubjectWhy + "\n      subject_claim: " + k.userinfoSubject + "\n"
 	}
 	strings.NewReplacer(
 		issuerPlaceholder, yamlQuote(issuer),

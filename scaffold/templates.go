@@ -51,6 +51,10 @@ var kinds = map[string]Kind{
 	"okta": {Name: "okta", Title: "Okta", Issuer: "https://${env:OKTA_DOMAIN}/oauth2/default",
 		Summary:  "Access tokens of an Okta authorization server (Security > API), verified with its JWKS.",
 		audience: `idbridge`,
+		// An Okta access token's sub is the user's login; its userinfo answers sub = the
+		// user id, which the token carries in uid. Comparing with sub refuses everyone.
+		userinfoSubject:    "uid",
+		userinfoSubjectWhy: "Okta's userinfo sub is the user id, which the access token carries in uid (its sub is the login)",
 		tmpl: `
 providers:
   - name: okta

@@ -301,6 +301,11 @@ func TestInit(t *testing.T) {
 			t.Errorf("check of init --idp %s: exit %d\n%s%s", kind, code, stdout, errOut)
 		}
 	}
+	// Okta's userinfo answers sub = the user id, not the token's sub (the login): the
+	// step must compare it with uid, or it refuses every Okta user.
+	if data, _ := os.ReadFile(filepath.Join(dir, "okta.yaml")); !regexp.MustCompile(`(?m)^\s+userinfo:[^\n]*\n(\s+.*\n)*?\s+subject_claim: uid\n`).Match(data) {
+		t.Errorf("init --idp okta: the userinfo step lacks subject_claim: uid\n%s", data)
+	}
 	if code, _, errOut := runCLIClean(t, nil, "", "init", "--idp", "okta", "--out", filepath.Join(dir, "okta.yaml")); code != 2 || !strings.Contains(errOut, "exists") {
 		t.Errorf("init over an existing file: exit %d %s", code, errOut)
 	}

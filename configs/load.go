@@ -24,7 +24,7 @@ import (
 // secretKeys are the secret key names the packages owning the other sections declare
 // (the registry collects them); the shared sections' own are always secret.
 func Load(path string, secretKeys ...string) (*Config, Errors) {
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path)
 	if err != nil {
 		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the configuration: %v", unwrapPathError(err))}}
 	}
@@ -42,7 +42,7 @@ func Load(path string, secretKeys ...string) (*Config, Errors) {
 // Parse has no side effect beyond reading the files that ${file:} references name: the
 // sections other packages own (providers, steps, directories) are only located here.
 func Parse(file string, data []byte, lookupEnv func(string) (string, bool), secretKeys ...string) (*Config, Errors) {
-	return parse(file, data, lookupEnv, os.ReadFile, secretKeys...)
+	return parse(file, data, lookupEnv, readBounded, secretKeys...)
 }
 
 // LoadOffline is Load for validating a file away from where it runs (`idbridge check`
@@ -52,11 +52,34 @@ func Parse(file string, data []byte, lookupEnv func(string) (string, bool), secr
 // errors, and errors that only follow from them are excused (Config.Excused). Syntax
 // errors in references stay errors.
 func LoadOffline(path string, secretKeys ...string) (*Config, Errors) {
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path)
 	if err != nil {
 		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the configuration: %v", unwrapPathError(err))}}
 	}
-	return parseWith(path, data, os.LookupEnv, os.ReadFile, true, secretKeys...)
+	return parseWith(path, data, os.LookupEnv, readBounded, true, secretKeys...)
+}
+
+// MaxFileBytes bounds the configuration file and each file a ${file:} reference reads
+// (4 MiB: a configuration is a few KiB, a secret a few hundred bytes). A path that names
+// /dev/zero or a runaway generated file is then an error, not a process that grows until
+// the kernel stops it.
+const MaxFileBytes = 4 << 20
+
+// readBounded is os.ReadFile refusing more than MaxFileBytes.
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("larger than %d MiB", MaxFileBytes>>20)
+	}
+	return data, nil
 }
 
 func parse(file string, data []byte, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error), secretKeys ...string) (*Config, Errors) {

@@ -94,6 +94,10 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"check", "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"serve", cfg}, 2, "--config " + cfg},
 		{[]string{"serve", "--config", bad}, 2, "providers"},
+		// A configuration path is read with a bound: /dev/zero is an error, not a
+		// process growing until the kernel stops it.
+		{[]string{"check", "--config", "/dev/zero"}, 2, "cannot read the configuration: larger than 4 MiB"},
+		{[]string{"serve", "--config", "/dev/zero"}, 2, "cannot read the configuration: larger than 4 MiB"},
 		{[]string{"map", "--config", cfg, "--input", doc}, 0, ""},
 		{[]string{"map", "--config", cfg, "--input", doc, "x"}, 2, "unexpected argument"},
 		{[]string{"map", "--config", cfg}, 2, "--input FILE|- is required"},

@@ -49,7 +49,7 @@ func NewProcess(cfg *configs.Config, logger *slog.Logger, version string) (*Proc
 		p.cache, p.redis = r, r
 		p.metrics.watchRedis(r)
 	default:
-		p.cache = cache.NewMemory(cfg.Cache.MaxEntries, nil)
+		p.cache = cache.NewMemory(cfg.Cache.MaxEntries, nil).LimitBytes(int64(cfg.Cache.MaxBytes))
 	}
 	return p, nil
 }
@@ -81,7 +81,7 @@ func (p *Process) Runtime(ctx context.Context, plan *Plan) (*server.Runtime, err
 	var c cache.Cache
 	var obs providers.Observer
 	if p == nil {
-		c = cache.NewMemory(cfg.Cache.MaxEntries, nil)
+		c = cache.NewMemory(cfg.Cache.MaxEntries, nil).LimitBytes(int64(cfg.Cache.MaxBytes))
 	} else {
 		c, obs = p.cache, p.metrics
 	}

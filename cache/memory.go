@@ -13,6 +13,15 @@ import (
 // single mutex would serialise the two cores on the hot path.
 const shardCount = 16
 
+// DefaultMaxBytes bounds what one kind of entry may hold in memory unless LimitBytes says
+// otherwise: 256 MiB. max_entries alone does not bound memory: an upstream whose answers
+// are near their 1 MiB limit would make 100,000 identities 100 GB.
+const DefaultMaxBytes = 256 << 20
+
+// entryOverhead approximates what an entry costs beyond its key and value bytes: its list
+// element, its memEntry and its map slot (measured at about 150 bytes on amd64).
+const entryOverhead = 160
+
 // Memory is the in-process backend: one bounded LRU per kind, each split into shards.
 type Memory struct {
 	seed  maphash.Seed
@@ -37,9 +46,25 @@ func NewMemory(maxEntries int, now func() time.Time) *Memory {
 	for k := range m.kinds {
 		l := &lru{}
 		for i := range l.shards {
-			l.shards[i] = &shard{cap: per, items: make(map[memKey]*list.Element), order: list.New()}
+			l.shards[i] = &shard{cap: per, maxBytes: DefaultMaxBytes / shardCount, items: make(map[memKey]*list.Element), order: list.New()}
 		}
 		m.kinds[k] = l
+	}
+	return m
+}
+
+// LimitBytes bounds the bytes each kind may hold (keys, values and entryOverhead per
+// entry), evicting least recently used entries of that kind to stay under it; a value too
+// large for its shard's share (perKind/16) is not cached at all. perKind ≤ 0 keeps
+// DefaultMaxBytes. Call it before the cache is used; it returns m.
+func (m *Memory) LimitBytes(perKind int64) *Memory {
+	if perKind <= 0 {
+		perKind = DefaultMaxBytes
+	}
+	for _, l := range m.kinds {
+		for _, s := range l.shards {
+			s.maxBytes = perKind / shardCount
+		}
 	}
 	return m
 }
@@ -50,15 +75,26 @@ type memEntry struct {
 	key     memKey
 	val     []byte
 	expires int64 // unix nanoseconds
+	cost    int64 // what the entry counts against its shard's maxBytes
 }
 
 type lru struct{ shards [shardCount]*shard }
 
 type shard struct {
-	mu    sync.Mutex
-	cap   int
-	items map[memKey]*list.Element
-	order *list.List // front: most recently used
+	mu       sync.Mutex
+	cap      int
+	maxBytes int64
+	bytes    int64 // sum of the entries' cost
+	items    map[memKey]*list.Element
+	order    *list.List // front: most recently used
+}
+
+// remove drops el; the caller holds s.mu.
+func (s *shard) remove(el *list.Element) {
+	e := el.Value.(*memEntry)
+	s.order.Remove(el)
+	delete(s.items, e.key)
+	s.bytes -= e.cost
 }
 
 func (m *Memory) shard(k Key) *shard {
@@ -83,8 +119,7 @@ func (m *Memory) Get(_ context.Context, k Key) ([]byte, bool) {
 	}
 	e := el.Value.(*memEntry)
 	if now >= e.expires {
-		s.order.Remove(el)
-		delete(s.items, e.key)
+		s.remove(el)
 		return nil, false
 	}
 	s.order.MoveToFront(el)
@@ -100,20 +135,22 @@ func (m *Memory) Set(_ context.Context, k Key, v []byte, ttl time.Duration) {
 	}
 	exp := m.now().Add(ttl).UnixNano()
 	mk := memKey{k.Group, k.ID}
+	cost := int64(len(v)+len(mk.group)+len(mk.id)) + entryOverhead
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if el, ok := s.items[mk]; ok {
-		e := el.Value.(*memEntry)
-		e.val, e.expires = v, exp
-		s.order.MoveToFront(el)
+		// Replaced, never kept stale: the old value goes even when the new one is too
+		// large to cache.
+		s.remove(el)
+	}
+	if cost > s.maxBytes {
 		return
 	}
-	for s.order.Len() >= s.cap {
-		old := s.order.Back()
-		s.order.Remove(old)
-		delete(s.items, old.Value.(*memEntry).key)
+	for s.order.Len() > 0 && (s.order.Len() >= s.cap || s.bytes+cost > s.maxBytes) {
+		s.remove(s.order.Back())
 	}
-	s.items[mk] = s.order.PushFront(&memEntry{key: mk, val: v, expires: exp})
+	s.items[mk] = s.order.PushFront(&memEntry{key: mk, val: v, expires: exp, cost: cost})
+	s.bytes += cost
 }
 
 // Delete drops k.
@@ -125,8 +162,7 @@ func (m *Memory) Delete(_ context.Context, k Key) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if el, ok := s.items[memKey{k.Group, k.ID}]; ok {
-		s.order.Remove(el)
-		delete(s.items, memKey{k.Group, k.ID})
+		s.remove(el)
 	}
 }
 
@@ -140,8 +176,7 @@ func (m *Memory) Purge(_ context.Context, kind Kind, groupPrefix string) int {
 		s.mu.Lock()
 		for mk, el := range s.items {
 			if strings.HasPrefix(mk.group, groupPrefix) {
-				s.order.Remove(el)
-				delete(s.items, mk)
+				s.remove(el)
 				n++
 			}
 		}

@@ -146,3 +146,58 @@ func BenchmarkMemorySetEvict(b *testing.B) {
 		i++
 	}
 }
+
+// TestMemoryBytes: LimitBytes bounds each kind in bytes: the least recently used go, a
+// value too large for its shard is not cached (and does not leave a stale one behind),
+// and every way out (expiry, Delete, Purge, eviction, replacement) gives its bytes back.
+func TestMemoryBytes(t *testing.T) {
+	ctx := context.Background()
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	m := NewMemory(100000, clk.Now).LimitBytes(16 * 4096) // 4 KiB per shard
+	total := func(kind Kind) (n int64) {
+		for _, s := range m.kinds[kind].shards {
+			s.mu.Lock()
+			n += s.bytes
+			if s.bytes > s.maxBytes || s.bytes < 0 {
+				t.Errorf("shard holds %d bytes, bound %d", s.bytes, s.maxBytes)
+			}
+			s.mu.Unlock()
+		}
+		return n
+	}
+	key := func(i int) Key { return Key{Kind: Identity, Group: "p", ID: fmt.Sprintf("id-%05d", i)} }
+	for i := range 2000 {
+		m.Set(ctx, key(i), make([]byte, 1000), time.Minute)
+	}
+	if n := total(Identity); n > 16*4096 {
+		t.Fatalf("%d bytes held, bound %d", n, 16*4096)
+	}
+	if _, ok := m.Get(ctx, key(1999)); !ok {
+		t.Fatal("the newest entry was evicted")
+	}
+	if _, ok := m.Get(ctx, key(0)); ok {
+		t.Fatal("the oldest entry survived 2000 KB of newer ones in 64 KiB")
+	}
+	// Too large for a shard: not cached, and the smaller value it replaces is gone too.
+	m.Set(ctx, key(1999), make([]byte, 5000), time.Minute)
+	if _, ok := m.Get(ctx, key(1999)); ok {
+		t.Fatal("a value larger than its shard's share was cached, or the old one kept")
+	}
+	if total(Negative) != 0 {
+		t.Fatal("another kind was charged")
+	}
+	m.Purge(ctx, Identity, "")
+	if n := total(Identity); n != 0 || m.Len(Identity) != 0 {
+		t.Fatalf("after Purge: %d bytes, %d entries", n, m.Len(Identity))
+	}
+	m.Set(ctx, key(1), []byte("a"), time.Minute)
+	m.Set(ctx, key(1), []byte("bb"), time.Minute) // replaced: counted once
+	m.Set(ctx, key(2), []byte("c"), time.Second)
+	m.Set(ctx, key(3), []byte("d"), time.Minute)
+	m.Delete(ctx, key(3))
+	clk.Add(2 * time.Second)
+	m.Get(ctx, key(2)) // expired: dropped on touch
+	if n, want := total(Identity), int64(2+len("p")+len("id-00001")+entryOverhead); n != want {
+		t.Fatalf("%d bytes held, want %d (one entry)", n, want)
+	}
+}

@@ -222,7 +222,7 @@ func NewRedis(cfg configs.Cache, opts RedisOptions) (*Redis, error) {
 		finder: newPrimaryFinder(rc, client, tlsCfg, opts.OpTimeout),
 		seal:   s,
 		prefix: rc.KeyPrefix,
-		mem:    NewMemory(opts.FallbackEntries, opts.Now),
+		mem:    NewMemory(opts.FallbackEntries, opts.Now).LimitBytes(int64(cfg.MaxBytes)),
 		log:    opts.Logger,
 		now:    opts.Now,
 		opTO:   opts.OpTimeout,

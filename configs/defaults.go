@@ -48,6 +48,7 @@ func setDefaults(c *Config) {
 
 	setStr(&c.Cache.Backend, "memory")
 	setInt(&c.Cache.MaxEntries, 100000)
+	setInt(&c.Cache.MaxBytes, 256<<20)
 	if c.Cache.Redis.Sentinel == nil && c.Cache.Redis.Cluster == nil {
 		setStr(&c.Cache.Redis.Addr, "127.0.0.1:6379")
 	}

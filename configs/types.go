@@ -105,6 +105,7 @@ type Outbound struct {
 type Cache struct {
 	Backend       string `yaml:"backend"`        // default memory; memory | redis
 	MaxEntries    int    `yaml:"max_entries"`    // default 100000
+	MaxBytes      int    `yaml:"max_bytes"`      // default 268435456 (256 MiB), per kind, memory only
 	Redis         Redis  `yaml:"redis"`          // used with backend: redis
 	EncryptionKey string `yaml:"encryption_key"` // secret; 32 bytes hex or base64; required with redis
 }

@@ -187,6 +187,9 @@ func (v *validator) cache(c *Cache) {
 	if c.MaxEntries < 0 {
 		v.errf("cache.max_entries", "must not be negative")
 	}
+	if c.MaxBytes < 0 {
+		v.errf("cache.max_bytes", "must not be negative")
+	}
 	if c.EncryptionKey != "" {
 		if _, err := c.Key(); err != nil {
 			v.errf("cache.encryption_key", "%v", err)

@@ -487,3 +487,45 @@ func TestOpaquePolicyOnCacheHit(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheBoundedInBytes: the identity cache is bounded in bytes (cache.max_bytes), not
+// only in entries. An upstream answer near its 1 MiB limit would otherwise make each of
+// max_entries identities a megabyte: here, with a 1 MiB budget (64 KiB per shard), a
+// 100 KB answer is not cached, so every request asks the endpoint, while small answers
+// are cached and later ones evict earlier ones instead of growing the cache.
+func TestCacheBoundedInBytes(t *testing.T) {
+	g := newLeakGuard(t)
+	const secret = "bytes-secret-7c1e52d9"
+	g.secrets = append(g.secrets, secret)
+	srv := idptest.New(t, activeAnswer(map[string]any{"profile": strings.Repeat("x", 100_000)}))
+	br := g.start(t, "cache: {max_bytes: 1048576}\n"+opaqueConfig(fakeIntrospection(srv.URL, secret, "    cache_ttl: 1m\n")))
+	big := g.token("opaque-big-document-token")
+	for i := range 3 {
+		want(t, userDetail(t, br, big), 200, "alice@example.com")
+		if got := srv.Hits(); got != int64(i+1) {
+			t.Fatalf("request %d: %d calls reached the endpoint; a 100 KB document was cached under a 1 MiB budget", i+1, got)
+		}
+	}
+	srv.SetHandler(activeAnswer(map[string]any{"profile": strings.Repeat("y", 2_000)}))
+	small := g.token("opaque-small-document-token")
+	for range 3 {
+		want(t, userDetail(t, br, small), 200, "alice@example.com")
+	}
+	if got := srv.Hits(); got != 4 {
+		t.Fatalf("%d calls reached the endpoint, want 4: a small document is cached", got)
+	}
+	// 600 small documents (≈1.3 MB with keys and bookkeeping) do not fit 1 MiB: the
+	// earliest were evicted, so asking for the first again reaches the endpoint.
+	var toks []string
+	for i := range 600 {
+		toks = append(toks, g.token(fmt.Sprintf("opaque-fill-%04d", i)))
+		want(t, userDetail(t, br, toks[i]), 200, "alice@example.com")
+	}
+	before := srv.Hits()
+	for _, tok := range toks[:50] {
+		want(t, userDetail(t, br, tok), 200, "alice@example.com")
+	}
+	if srv.Hits() == before {
+		t.Fatal("600 documents of 2 KB all stayed cached under a 1 MiB budget")
+	}
+}

@@ -66,18 +66,27 @@ func LoadOffline(path string, secretKeys ...string) (*Config, Errors) {
 const MaxFileBytes = 4 << 20
 
 // readBounded is os.ReadFile refusing more than MaxFileBytes.
-func readBounded(path string) ([]byte, error) {
+func readBounded(path string) ([]byte, error) { return ReadFileLimited(path, MaxFileBytes) }
+
+// ReadFileLimited is os.ReadFile refusing a file of more than max bytes (an *os.PathError
+// "larger than …"), without reading more than max+1 of it: a path may name /dev/zero or
+// a file that is still growing.
+func ReadFileLimited(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > MaxFileBytes {
-		return nil, fmt.Errorf("larger than %d MiB", MaxFileBytes>>20)
+	if int64(len(data)) > max {
+		size := fmt.Sprintf("%d bytes", max)
+		if max%(1<<20) == 0 {
+			size = fmt.Sprintf("%d MiB", max>>20)
+		}
+		return nil, &os.PathError{Op: "read", Path: path, Err: errors.New("larger than " + size)}
 	}
 	return data, nil
 }

@@ -92,7 +92,7 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 	// A jwks_file is local: a set it could never use is a configuration error, which
 	// `idbridge check` reports too (reading a file touches no network). A file that
 	// cannot be read yet (mounted later, say) is left to Start and the refresher.
-	if data, err := readFileLimited(s.cfg.JWKSFile); err == nil {
+	if data, err := configs.ReadFileLimited(s.cfg.JWKSFile, maxFetchBytes); err == nil {
 		if _, err := parseKeySet(data, isPEM(data)); err != nil {
 			return providers.Instance{}, configs.Errors{sec.Errorf("jwks_file", "%v", err)}
 		}
@@ -132,7 +132,7 @@ func Warnings(sec *configs.ProviderSection) configs.Errors {
 	if s.cfg.JWKSFile == "" {
 		return ws
 	}
-	data, err := readFileLimited(s.cfg.JWKSFile)
+	data, err := configs.ReadFileLimited(s.cfg.JWKSFile, maxFetchBytes)
 	if err != nil {
 		return ws
 	}

@@ -15,7 +15,6 @@ import (
 	"io"
 	"math/bits"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 	"github.com/tidwall/gjson"
 
+	"github.com/idbridge/idbridge/configs"
 	"github.com/idbridge/idbridge/jsonlimit"
 )
 
@@ -459,7 +459,7 @@ func (p *Provider) fetchAndInstall(ctx context.Context) error {
 	var err error
 	switch {
 	case p.s.cfg.JWKSFile != "":
-		data, err = readFileLimited(p.s.cfg.JWKSFile)
+		data, err = configs.ReadFileLimited(p.s.cfg.JWKSFile, maxFetchBytes)
 	case p.s.cfg.JWKSURI != "":
 		data, err = p.get(ctx, p.s.cfg.JWKSURI)
 	default:
@@ -549,22 +549,6 @@ func (p *Provider) get(ctx context.Context, url string) ([]byte, error) {
 	// that recurses reads them.
 	if err := jsonlimit.Check(data); err != nil {
 		return nil, fmt.Errorf("GET %s: %w", url, err)
-	}
-	return data, nil
-}
-
-func readFileLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFetchBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxFetchBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxFetchBytes)
 	}
 	return data, nil
 }

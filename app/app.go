@@ -14,6 +14,7 @@ package app
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -71,7 +72,18 @@ func Load(cfg *configs.Config, reg providers.Registry, logger *slog.Logger) (*Pl
 
 	client, err := outbound.New(cfg.Outbound)
 	if err != nil {
-		errs = append(errs, &configs.Error{File: cfg.File, Line: 1, Path: "outbound", Msg: err.Error()})
+		// At the file's own key, so that check without --strict excuses a file that is
+		// only absent here, as it does every other.
+		path, msg := "outbound", err.Error()
+		if fe := (*outbound.FileError)(nil); errors.As(err, &fe) {
+			path, msg = path+"."+fe.Key, fe.Err.Error()
+		}
+		errs = append(errs, &configs.Error{File: cfg.File, Line: 1, Path: path, Msg: msg})
+	}
+	if t := cfg.Server.TLS; t.CertFile != "" && t.KeyFile != "" && !cfg.Reported("server.tls") && !cfg.Unresolved("server.tls") {
+		// serve loads the pair after it has started; check --strict must refuse what
+		// serve would, before anything listens.
+		errs = append(errs, checkKeyPair(cfg.File, t)...)
 	}
 	p.client = client
 	if client != nil {
@@ -353,4 +365,25 @@ func NewLogger(cfg configs.Log, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// checkKeyPair reports what stops the main listener's certificate and key from loading:
+// an unreadable file (at its key, so that check without --strict excuses one that is only
+// absent here) or a pair that does not parse or match.
+func checkKeyPair(file string, t configs.TLS) configs.Errors {
+	var errs configs.Errors
+	var pems [2][]byte
+	for i, f := range []struct{ key, path string }{{"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
+		data, err := configs.ReadFileLimited(f.path, 1<<20)
+		if err != nil {
+			errs = append(errs, &configs.Error{File: file, Line: 1, Path: "server.tls." + f.key, Msg: err.Error()})
+		}
+		pems[i] = data
+	}
+	if errs == nil {
+		if _, err := tls.X509KeyPair(pems[0], pems[1]); err != nil {
+			errs = append(errs, &configs.Error{File: file, Line: 1, Path: "server.tls", Msg: "cert_file and key_file are not a usable certificate and key: " + err.Error()})
+		}
+	}
+	return errs
 }

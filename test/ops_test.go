@@ -596,3 +596,51 @@ func binaryVersion(t *testing.T) string {
 	}
 	return f[1]
 }
+
+// TestTLSFilesCheckedBeforeServing: check --strict refuses the main listener's certificate
+// and key when serve could not load them, and serve refuses them before it listens (exit
+// 2), where both used to pass them and serve then exited 1 after "idbridge serving". check
+// without --strict still excuses files that are only absent where it runs, outbound's
+// ca_file included.
+func TestTLSFilesCheckedBeforeServing(t *testing.T) {
+	is := newIssuer(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	selfSigned(t, certFile, keyFile, 1)
+	junk := filepath.Join(dir, "junk.pem")
+	os.WriteFile(junk, []byte("not PEM at all\n"), 0o600)
+	otherKey := filepath.Join(dir, "other.key")
+	selfSigned(t, filepath.Join(dir, "other.crt"), otherKey, 2)
+	config := func(cert, key, extra string) string {
+		return writeConfig(t, extra+strings.Replace(jwtConfig(is.URL(), ""), "  realm: corp\n",
+			fmt.Sprintf("  realm: corp\n  tls: {cert_file: %s, key_file: %s}\n", cert, key), 1))
+	}
+	absent := filepath.Join(dir, "absent.pem")
+	for _, c := range []struct {
+		name             string
+		cfg              string
+		check, strict    int
+		strictSays, says string
+	}{
+		{"a usable pair", config(certFile, keyFile, ""), 0, 0, "", ""},
+		{"cert_file not PEM", config(junk, keyFile, ""), 2, 2, "server.tls: cert_file and key_file are not a usable certificate and key", ""},
+		{"key of another certificate", config(certFile, otherKey, ""), 2, 2, "private key does not match public key", ""},
+		{"cert_file absent", config(absent, keyFile, ""), 0, 2, "server.tls.cert_file", "absent"},
+		{"outbound ca_file absent", config(certFile, keyFile, "outbound: {ca_file: "+absent+"}\n"), 0, 2, "outbound.ca_file", "absent"},
+	} {
+		code, out, errOut := runCLIClean(t, nil, "", "check", "--config", c.cfg)
+		if code != c.check || !strings.Contains(out+errOut, c.says) {
+			t.Errorf("%s: check exit %d, want %d with %q\n%s%s", c.name, code, c.check, c.says, out, errOut)
+		}
+		code, out, errOut = runCLIClean(t, nil, "", "check", "--strict", "--config", c.cfg)
+		if code != c.strict || !strings.Contains(errOut, c.strictSays) {
+			t.Errorf("%s: check --strict exit %d, want %d with %q\n%s%s", c.name, code, c.strict, c.strictSays, out, errOut)
+		}
+		if c.strict == 2 {
+			code, out, errOut = runCLIClean(t, nil, "", "serve", "--config", c.cfg)
+			if code != 2 || strings.Contains(out+errOut, "idbridge serving") || !strings.Contains(errOut, c.strictSays) {
+				t.Errorf("%s: serve exit %d, want 2 before serving, with %q\n%s%s", c.name, code, c.strictSays, out, errOut)
+			}
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"syscall"
 	"time"
 
@@ -307,6 +308,16 @@ func Reload(ctx context.Context, path string, reg providers.Registry, logger *sl
 		return false
 	}
 	old := srv.Current()
+	if lost := lostProviders(ctx, old, rt); len(lost) > 0 {
+		// A file that parses can still name a jwks_uri that does not answer: swapping it
+		// in would turn a serving provider into one that refuses every token (503), on
+		// every replica that reloads. The running config stays until the new one works.
+		rt.Close()
+		logger.Error("config reload refused; the previous config keeps serving: with the new config these providers could not get ready",
+			"providers", lost)
+		proc.reloaded(logger, nil, nil, false)
+		return false
+	}
 	if err := srv.Swap(rt); err != nil {
 		rt.Close()
 		logger.Error("config reload refused", "error", err)
@@ -320,6 +331,29 @@ func Reload(ctx context.Context, path string, reg providers.Registry, logger *sl
 	}
 	logger.Info("config reloaded", "providers", len(plan.Instances))
 	return true
+}
+
+// lostProviders names each provider that is ready in the running runtime and not in its
+// replacement, with the replacement's reason ("corp: no key set loaded yet: …"). A
+// provider that was not ready before, or is new, is not counted: a reload may be what
+// fixes it, and one IdP down must not block changes to the others.
+func lostProviders(ctx context.Context, old, next *server.Runtime) []string {
+	if old == nil || old.Health == nil || next.Health == nil {
+		return nil
+	}
+	_, was := old.Health(ctx)
+	_, now := next.Health(ctx)
+	var lost []string
+	for name, h := range now.Providers {
+		if h.Health == nil || h.Ready {
+			continue
+		}
+		if w, ok := was.Providers[name]; ok && (w.Health == nil || w.Ready) {
+			lost = append(lost, name+": "+h.Detail)
+		}
+	}
+	slices.Sort(lost)
+	return lost
 }
 
 func logReloadErrors(logger *slog.Logger, errs configs.Errors) {

@@ -644,3 +644,43 @@ func TestTLSFilesCheckedBeforeServing(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadRefusedWhenProvidersWouldNotBeReady: a reload to a config that parses but
+// whose provider cannot load its keys (a jwks_uri where nothing answers) is refused, and
+// the running config keeps serving, where it used to be swapped in and turn every token
+// into a 503. A provider that was not ready before does not block a reload.
+func TestReloadRefusedWhenProvidersWouldNotBeReady(t *testing.T) {
+	is := newIssuer(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	good := jwtConfig(is.URL(), "")
+	br := startBridge(t, good)
+	url := br.URL + "/v1/user-detail"
+	ok := func(when string) {
+		t.Helper()
+		if r := do(t, "GET", url, nil, bearer(mint(t, is, nil))); r.Status != 200 {
+			t.Fatalf("%s: %d %s", when, r.Status, r.Body)
+		}
+	}
+	ok("before the reload")
+	unreachable := jwtConfig(is.URL(), "    jwks_uri: http://"+closed+"/keys\n")
+	br.rewrite(unreachable)
+	br.hup()
+	waitLog(t, br, "these providers could not get ready")
+	if logs := br.Logs(); strings.Contains(logs, `"msg":"config reloaded"`) {
+		t.Fatalf("the unready config was swapped in:\n%s", grepLines(logs, "reload"))
+	}
+	ok("after the refused reload")
+	if r := do(t, "GET", br.Admin+"/readyz", nil); r.Status != 200 {
+		t.Fatalf("readyz after the refused reload: %d %s", r.Status, r.Body)
+	}
+	// The same config again, once the provider can get ready: accepted.
+	br.rewrite(strings.Replace(good, "realm: corp", "realm: corp2", 1))
+	br.hup()
+	waitLog(t, br, `"msg":"config reloaded"`)
+	ok("after a good reload")
+}

@@ -357,3 +357,25 @@ func TestInit(t *testing.T) {
 		t.Errorf("unreachable issuer: exit %d %s\n%s", code, errOut, data)
 	}
 }
+
+// TestDemoServesThePlayground: the README's playground URL works on the demo's admin
+// listener (loopback), as it does under serve.
+func TestDemoServesThePlayground(t *testing.T) {
+	out := startDemo(t)
+	m := regexp.MustCompile(`bridge admin\s+(http://127\.0\.0\.1:\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the demo does not print its admin listener:\n%s", out)
+	}
+	resp, err := http.Get(m[1] + "/playground")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "<html") {
+		t.Fatalf("GET /playground on the demo's admin listener: %d\n%.300s", resp.StatusCode, body)
+	}
+	if !strings.Contains(out, m[1]+"/playground") {
+		t.Errorf("the demo does not print the playground's URL:\n%s", out)
+	}
+}

@@ -254,7 +254,8 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	served := make(chan error, 1)
 	go func() {
 		served <- app.Serve(ctx, plan, app.ServeOptions{Registry: reg, Logger: logger, Version: shortVersion(),
-			Ready: func(m, a string) { ready <- addrs{m, a} }})
+			Ready:      func(m, a string) { ready <- addrs{m, a} },
+			Playground: playgroundOptions(cfg, "")})
 	}()
 	var bridgeAt addrs
 	select {
@@ -303,6 +304,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) (err error) {
 	fmt.Fprintf(stdout, "   demo issuer      %s%s\n", issuer.URL(), moved(issuerMoved, o.issuerAddr))
 	fmt.Fprintf(stdout, "   bridge           %s%s\n", bridgeURL, moved(listenMoved, o.listen))
 	fmt.Fprintf(stdout, "   bridge admin     %s%s\n", adminURL, moved(adminMoved, o.admin))
+	fmt.Fprintf(stdout, "   playground       %s/playground (the mapping playground)\n", adminURL)
 	fmt.Fprintf(stdout, "   Spotnana sandbox %s%s\n", sandboxURL, moved(sbMoved, o.sandboxAt))
 	fmt.Fprintf(stdout, "   Spotnana iframe  %s%s\n", embedURL, moved(embedMoved, o.embedAt))
 	fmt.Fprintf(stdout, "   company page     %s%s\n", pageURL, moved(appMoved, o.appAt))

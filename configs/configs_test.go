@@ -273,9 +273,25 @@ func TestAdminListenWarning(t *testing.T) {
 		{"server:\n  admin_listen: 0.0.0.0:9090\n  admin_token: ${env:ADMIN_TOKEN}\n", nil},
 		{"server:\n  admin_listen: '[::1]:9090'\n", nil},
 		{"server:\n  admin_listen: localhost:9090\n", nil},
+		// On the API listener's own address, the admin routes are on the API port.
+		{"server:\n  listen: 127.0.0.1:8080\n  admin_listen: 127.0.0.1:8080\n", []string{`c.yaml:3: server.admin_listen: warning: is listen's address: the admin routes (metrics, readiness, cache purge, the playground) are then served on the API listener to whoever reaches it; give admin_listen an address of its own, on loopback`}},
+		{"server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n", nil}, // two free ports
 	} {
 		_, errs := Parse("c.yaml", []byte(tc.server+base), env("ADMIN_TOKEN", "0123456789abcdef0123"))
 		sameErrors(t, errs.Warnings(), tc.want)
+	}
+	// Offline, an admin_listen whose reference cannot be resolved here is a stand-in:
+	// the unresolved reference is warned about, and its value is not judged.
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("server:\n  admin_listen: ${env:IDBRIDGE_TEST_UNSET_ADMIN}\n"+base), 0o600)
+	_, errs := LoadOffline(path)
+	for _, w := range errs.Warnings() {
+		if strings.Contains(w.Msg, "is not loopback") {
+			t.Errorf("an unresolved admin_listen was judged: %v", w)
+		}
+	}
+	if !strings.Contains(errs.Error(), "IDBRIDGE_TEST_UNSET_ADMIN is not set here") {
+		t.Errorf("the unresolved reference is not warned about: %v", errs)
 	}
 }
 

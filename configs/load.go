@@ -149,7 +149,7 @@ func parseWith(file string, data []byte, lookupEnv func(string) (string, bool), 
 	}
 
 	setDefaults(cfg)
-	v := &validator{file: file, lines: lines, root: top.Line, skip: res.failed, refs: res.refs, secrets: secrets}
+	v := &validator{file: file, lines: lines, root: top.Line, skip: res.failed, refs: res.refs, absent: res.absent, secrets: secrets}
 	v.config(cfg, provKey != nil)
 
 	errs := append(res.errs, d.errs...)

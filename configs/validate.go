@@ -24,6 +24,9 @@ type validator struct {
 	root  int               // line of the top-level mapping
 	skip  map[string]bool   // paths whose references failed, already reported
 	refs  map[string]string // paths whose value came from a reference → the reference
+	// absent are, offline, the paths whose reference cannot be resolved here (→ ""):
+	// their value is a stand-in, already warned about, and no warning judges it.
+	absent map[string]string
 	// secrets are the secret key names, whose values are never shown.
 	secrets secretSet
 	errs    Errors
@@ -64,7 +67,7 @@ func (v *validator) errf(path, format string, args ...any) {
 }
 
 func (v *validator) warnf(path, format string, args ...any) {
-	if v.skip[path] {
+	if file, ok := v.absent[path]; v.skip[path] || ok && file == "" {
 		return
 	}
 	v.errs = append(v.errs, &Error{File: v.file, Line: v.line(path), Path: path, Msg: fmt.Sprintf(format, args...), Warning: true})
@@ -117,6 +120,9 @@ func (v *validator) server(s *Server) {
 	}
 	if s.AdminToken != "" && len(s.AdminToken) < 16 {
 		v.errf("server.admin_token", "must be at least 16 characters (a random secret, e.g. openssl rand -hex 32)")
+	}
+	if s.AdminListen != "" && s.AdminListen == s.Listen && !strings.HasSuffix(s.Listen, ":0") {
+		v.warnf("server.admin_listen", "is listen's address: the admin routes (metrics, readiness, cache purge, the playground) are then served on the API listener to whoever reaches it; give admin_listen an address of its own, on loopback")
 	}
 	if s.AdminToken == "" && !v.skip["server.admin_token"] && s.AdminListen != "" && !loopback.HostPort(s.AdminListen) {
 		v.warnf("server.admin_listen", "is not loopback and admin_token is not set: whoever reaches it can read the metrics and purge the cache, and it answers only requests addressed to an IP address; set admin_token")

@@ -483,6 +483,18 @@ func TestTLS(t *testing.T) {
 		resp, err := get(client(second, 0))
 		return err == nil && resp.TLS.PeerCertificates[0].SerialNumber.Int64() == 2
 	})
+
+	// A renewal caught halfway (a key of another certificate): the reload is refused and
+	// the previous certificate keeps serving.
+	selfSigned(t, filepath.Join(dir, "other.crt"), keyFile, 3)
+	br.hup()
+	waitLog(t, br, "private key does not match public key")
+	if !strings.Contains(br.Logs(), "config reload refused") {
+		t.Fatal("a mismatched certificate and key did not refuse the reload")
+	}
+	if resp, err := get(client(second, 0)); err != nil || resp.TLS.PeerCertificates[0].SerialNumber.Int64() != 2 {
+		t.Fatalf("after a refused reload: %v %v", resp, err)
+	}
 }
 
 func TestLimitsThroughBinary(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -56,6 +57,7 @@ func LoadFile(path string, reg providers.Registry, logger *slog.Logger) (*Plan, 
 		return nil, errs
 	}
 	p, perrs := Load(cfg, reg, logger)
+	perrs = append(perrs, CheckListener(cfg, true)...)
 	return p, SortErrors(append(errs, perrs...))
 }
 
@@ -79,11 +81,6 @@ func Load(cfg *configs.Config, reg providers.Registry, logger *slog.Logger) (*Pl
 			path, msg = path+"."+fe.Key, fe.Err.Error()
 		}
 		errs = append(errs, &configs.Error{File: cfg.File, Line: 1, Path: path, Msg: msg})
-	}
-	if t := cfg.Server.TLS; t.CertFile != "" && t.KeyFile != "" && !cfg.Reported("server.tls") && !cfg.Unresolved("server.tls") {
-		// serve loads the pair after it has started; check --strict must refuse what
-		// serve would, before anything listens.
-		errs = append(errs, checkKeyPair(cfg.File, t)...)
 	}
 	p.client = client
 	if client != nil {
@@ -367,23 +364,37 @@ func NewLogger(cfg configs.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// checkKeyPair reports what stops the main listener's certificate and key from loading:
-// an unreadable file (at its key, so that check without --strict excuses one that is only
-// absent here) or a pair that does not parse or match.
-func checkKeyPair(file string, t configs.TLS) configs.Errors {
+// CheckListener reports what would stop serve once it has started: the main listener's
+// certificate and key (server.tls) that cannot be read, or do not parse or match. serve,
+// check and a reload ask it; the one-shot commands (resolve, exchange) listen on nothing
+// and do not. An unreadable file is reported at its own key, so that check without
+// --strict (strict false) excuses one that is only absent here, and takes one this user
+// may not read (permission denied) as a warning: check often runs as another user than
+// serve.
+func CheckListener(cfg *configs.Config, strict bool) configs.Errors {
+	t := cfg.Server.TLS
+	if t.CertFile == "" || t.KeyFile == "" || cfg.Reported("server.tls") || cfg.Unresolved("server.tls") {
+		return nil
+	}
 	var errs configs.Errors
 	var pems [2][]byte
 	for i, f := range []struct{ key, path string }{{"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
 		data, err := configs.ReadFileLimited(f.path, 1<<20)
 		if err != nil {
-			errs = append(errs, &configs.Error{File: file, Line: 1, Path: "server.tls." + f.key, Msg: err.Error()})
+			e := &configs.Error{File: cfg.File, Line: 1, Path: "server.tls." + f.key, Msg: err.Error()}
+			if !strict && errors.Is(err, fs.ErrPermission) {
+				e.Warning = true
+				e.Msg += " (this user may not read it here; check --strict and serve require it)"
+			}
+			errs = append(errs, e)
 		}
 		pems[i] = data
 	}
-	if errs == nil {
-		if _, err := tls.X509KeyPair(pems[0], pems[1]); err != nil {
-			errs = append(errs, &configs.Error{File: file, Line: 1, Path: "server.tls", Msg: "cert_file and key_file are not a usable certificate and key: " + err.Error()})
-		}
+	if len(errs) > 0 {
+		return errs
+	}
+	if _, err := tls.X509KeyPair(pems[0], pems[1]); err != nil {
+		errs = append(errs, &configs.Error{File: cfg.File, Line: 1, Path: "server.tls", Msg: "cert_file and key_file are not a usable certificate and key: " + err.Error()})
 	}
 	return errs
 }

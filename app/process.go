@@ -334,16 +334,21 @@ func Reload(ctx context.Context, path string, reg providers.Registry, logger *sl
 }
 
 // lostProviders names each provider that is ready in the running runtime and not in its
-// replacement, with the replacement's reason ("corp: no key set loaded yet: …"). A
-// provider that was not ready before, or is new, is not counted: a reload may be what
-// fixes it, and one IdP down must not block changes to the others.
+// replacement, with the replacement's reason ("corp: no key set loaded yet: …"), and
+// says so when the running runtime is ready and its replacement has no ready provider at
+// all. A provider that was not ready before, or is new, is not counted otherwise: a
+// reload may be what fixes it.
 func lostProviders(ctx context.Context, old, next *server.Runtime) []string {
 	if old == nil || old.Health == nil || next.Health == nil {
 		return nil
 	}
-	_, was := old.Health(ctx)
-	_, now := next.Health(ctx)
+	wasReady, was := old.Health(ctx)
+	nowReady, now := next.Health(ctx)
 	var lost []string
+	if wasReady && !nowReady {
+		// Matching by name alone would let a renamed provider with dead keys through.
+		lost = append(lost, "no provider of the new config is ready")
+	}
 	for name, h := range now.Providers {
 		if h.Health == nil || h.Ready {
 			continue

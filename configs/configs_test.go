@@ -274,7 +274,7 @@ func TestAdminListenWarning(t *testing.T) {
 		{"server:\n  admin_listen: '[::1]:9090'\n", nil},
 		{"server:\n  admin_listen: localhost:9090\n", nil},
 		// On the API listener's own address, the admin routes are on the API port.
-		{"server:\n  listen: 127.0.0.1:8080\n  admin_listen: 127.0.0.1:8080\n", []string{`c.yaml:3: server.admin_listen: warning: is listen's address: the admin routes (metrics, readiness, cache purge, the playground) are then served on the API listener to whoever reaches it; give admin_listen an address of its own, on loopback`}},
+		{"server:\n  listen: 127.0.0.1:8080\n  admin_listen: 127.0.0.1:8080\n", []string{`c.yaml:3: server.admin_listen: warning: is listen's address: the admin routes (metrics, readiness, cache purge) are then served on the API listener to whoever reaches it; give admin_listen an address of its own, on loopback`}},
 		{"server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n", nil}, // two free ports
 	} {
 		_, errs := Parse("c.yaml", []byte(tc.server+base), env("ADMIN_TOKEN", "0123456789abcdef0123"))

@@ -122,7 +122,7 @@ func (v *validator) server(s *Server) {
 		v.errf("server.admin_token", "must be at least 16 characters (a random secret, e.g. openssl rand -hex 32)")
 	}
 	if s.AdminListen != "" && s.AdminListen == s.Listen && !strings.HasSuffix(s.Listen, ":0") {
-		v.warnf("server.admin_listen", "is listen's address: the admin routes (metrics, readiness, cache purge, the playground) are then served on the API listener to whoever reaches it; give admin_listen an address of its own, on loopback")
+		v.warnf("server.admin_listen", "is listen's address: the admin routes (metrics, readiness, cache purge) are then served on the API listener to whoever reaches it; give admin_listen an address of its own, on loopback")
 	}
 	if s.AdminToken == "" && !v.skip["server.admin_token"] && s.AdminListen != "" && !loopback.HostPort(s.AdminListen) {
 		v.warnf("server.admin_listen", "is not loopback and admin_token is not set: whoever reaches it can read the metrics and purge the cache, and it answers only requests addressed to an IP address; set admin_token")
@@ -195,6 +195,8 @@ func (v *validator) cache(c *Cache) {
 	}
 	if c.MaxBytes < 0 {
 		v.errf("cache.max_bytes", "must not be negative")
+	} else if c.MaxBytes > 0 && c.MaxBytes < 1<<20 {
+		v.warnf("cache.max_bytes", "is below 1 MiB: a document larger than 1/16 of it (%d bytes) is never cached, and few fit at all", c.MaxBytes/16)
 	}
 	if c.EncryptionKey != "" {
 		if _, err := c.Key(); err != nil {

@@ -18,7 +18,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -102,6 +101,11 @@ func (t refuseRedirects) CloseIdleConnections() {
 	}
 }
 
+// maxPEMBytes bounds each PEM file read here (CA bundles, client certificates and keys):
+// a system CA bundle is about 200 KiB; /dev/zero named by mistake must not be read to
+// the end.
+const maxPEMBytes = 4 << 20
+
 // FileError says which key's file could not be used: "ca_file", "client_cert_file" or
 // "client_key_file". Err never carries a key's content.
 type FileError struct {
@@ -119,7 +123,7 @@ func (e *FileError) Unwrap() error { return e.Err }
 func TLSConfig(caFile, certFile, key string) (*tls.Config, error) {
 	c := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pem, err := configs.ReadFileLimited(caFile, maxPEMBytes)
 		if err != nil {
 			return nil, &FileError{"ca_file", err}
 		}
@@ -133,13 +137,13 @@ func TLSConfig(caFile, certFile, key string) (*tls.Config, error) {
 		c.RootCAs = pool
 	}
 	if certFile != "" {
-		certPEM, err := os.ReadFile(certFile)
+		certPEM, err := configs.ReadFileLimited(certFile, maxPEMBytes)
 		if err != nil {
 			return nil, &FileError{"client_cert_file", err}
 		}
 		keyPEM := []byte(key)
 		if !strings.Contains(key, "-----BEGIN") {
-			if keyPEM, err = os.ReadFile(key); err != nil {
+			if keyPEM, err = configs.ReadFileLimited(key, maxPEMBytes); err != nil {
 				return nil, &FileError{"client_key_file", errors.New("cannot read the file")}
 			}
 		}

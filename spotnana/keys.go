@@ -378,7 +378,7 @@ func loadKeys(dir string, prev *keySet) (*keySet, error) {
 // loadKey reads one PEM file: an RSA private key, PKCS#8 or PKCS#1, of at least
 // MinKeyBits. Its kid is recomputed from the key, never taken from the file name.
 func loadKey(path string) (*storedKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := configs.ReadFileLimited(path, 1<<20)
 	if err != nil {
 		return nil, fmt.Errorf("spotnana: %s: %w", path, err)
 	}

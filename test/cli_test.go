@@ -75,6 +75,8 @@ func TestExitCodes(t *testing.T) {
 	os.WriteFile(doc, []byte(`{"email":"a@example.com","email_verified":true}`), 0o600)
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("providers: []\n"), 0o600)
+	zeroCA := filepath.Join(dir, "zero-ca.yaml")
+	os.WriteFile(zeroCA, []byte("outbound: {ca_file: /dev/zero}\n"+mustRead(t, cfg)), 0o600)
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -98,6 +100,7 @@ func TestExitCodes(t *testing.T) {
 		// process growing until the kernel stops it.
 		{[]string{"check", "--config", "/dev/zero"}, 2, "cannot read the configuration: larger than 4 MiB"},
 		{[]string{"serve", "--config", "/dev/zero"}, 2, "cannot read the configuration: larger than 4 MiB"},
+		{[]string{"check", "--config", zeroCA}, 2, "outbound.ca_file: read /dev/zero: larger than 4 MiB"},
 		{[]string{"map", "--config", cfg, "--input", doc}, 0, ""},
 		{[]string{"map", "--config", cfg, "--input", doc, "x"}, 2, "unexpected argument"},
 		{[]string{"map", "--config", cfg}, 2, "--input FILE|- is required"},
@@ -149,4 +152,13 @@ func TestVersionFromBuildInfo(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "(revision "+strings.TrimSpace(string(rev))) {
 		t.Errorf("version of a VCS build: %q %v; want revision %s", out, err, rev)
 	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

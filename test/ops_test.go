@@ -648,6 +648,10 @@ func TestTLSFilesCheckedBeforeServing(t *testing.T) {
 		if code != c.strict || !strings.Contains(errOut, c.strictSays) {
 			t.Errorf("%s: check --strict exit %d, want %d with %q\n%s%s", c.name, code, c.strict, c.strictSays, out, errOut)
 		}
+		// resolve listens on nothing: the listener's files are not its business.
+		if code, out, errOut := runCLI(t, mint(t, is, nil), "resolve", "--config", c.cfg, "--token", "-"); !strings.HasPrefix(c.name, "outbound") && code != 0 {
+			t.Errorf("%s: resolve exit %d\n%s%s", c.name, code, out, errOut)
+		}
 		if c.strict == 2 {
 			code, out, errOut = runCLIClean(t, nil, "", "serve", "--config", c.cfg)
 			if code != 2 || strings.Contains(out+errOut, "idbridge serving") || !strings.Contains(errOut, c.strictSays) {
@@ -690,6 +694,12 @@ func TestReloadRefusedWhenProvidersWouldNotBeReady(t *testing.T) {
 	if r := do(t, "GET", br.Admin+"/readyz", nil); r.Status != 200 {
 		t.Fatalf("readyz after the refused reload: %d %s", r.Status, r.Body)
 	}
+	// Renamed as well: no provider of the new config matches a running one by name, and
+	// none is ready, where the running config is.
+	br.rewrite(strings.Replace(unreachable, "- name: corp\n", "- name: corp-v2\n", 1))
+	br.hup()
+	waitLog(t, br, "no provider of the new config is ready")
+	ok("after the refused rename")
 	// The same config again, once the provider can get ready: accepted.
 	br.rewrite(strings.Replace(good, "realm: corp", "realm: corp2", 1))
 	br.hup()

@@ -28,8 +28,9 @@ import (
 // FILE:LINE: key.path: message, in file order, each once, and reports whether the plan
 // may start; the plan (when not nil) must be closed or started. Unless strict, a
 // reference or file that cannot be resolved here is a warning (configs.LoadOffline), so
-// that a file is checked without its secrets; serve is always strict.
-func loadPlan(path string, stderr io.Writer, newLog func(configs.Log) *slog.Logger, strict bool) (*app.Plan, bool) {
+// that a file is checked without its secrets; serve is always strict. listens adds what
+// only a command that serves needs (app.CheckListener: the TLS certificate and key).
+func loadPlan(path string, stderr io.Writer, newLog func(configs.Log) *slog.Logger, strict, listens bool) (*app.Plan, bool) {
 	if path == "" {
 		fmt.Fprintln(stderr, "idbridge: --config FILE is required (or set IDBRIDGE_CONFIG)")
 		return nil, false
@@ -49,6 +50,9 @@ func loadPlan(path string, stderr io.Writer, newLog func(configs.Log) *slog.Logg
 		var perrs configs.Errors
 		plan, perrs = app.Load(cfg, reg, logger)
 		errs = append(errs, perrs...)
+		if listens {
+			errs = append(errs, app.CheckListener(cfg, strict)...)
+		}
 		errs = slices.DeleteFunc(errs, cfg.Excused)
 	}
 	errs = app.SortErrors(errs)
@@ -70,7 +74,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	// check parses only: nothing is started, no network is touched.
-	plan, ok := loadPlan(*path, stderr, nil, *strict)
+	plan, ok := loadPlan(*path, stderr, nil, *strict, true)
 	if !ok {
 		return exitUsage
 	}
@@ -92,7 +96,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		logger = slog.New(flushingHandler{app.NewLogger(c, sink).Handler(), sink})
 		return logger
 	}
-	plan, ok := loadPlan(*path, stderr, newLog, true)
+	plan, ok := loadPlan(*path, stderr, newLog, true, true)
 	if !ok {
 		return exitUsage
 	}
@@ -241,7 +245,7 @@ func loadTokenCommand(name, tokenFlag, tokenHelp string, args []string, stderr i
 		fmt.Fprintf(stderr, "idbridge %s: --%s FILE|- is required\n", name, tokenFlag)
 		return tokenCommand{code: exitUsage}
 	}
-	plan, ok := loadPlan(*path, stderr, func(c configs.Log) *slog.Logger { return app.NewLogger(c, stderr) }, true)
+	plan, ok := loadPlan(*path, stderr, func(c configs.Log) *slog.Logger { return app.NewLogger(c, stderr) }, true, false)
 	if !ok {
 		return tokenCommand{code: exitUsage}
 	}

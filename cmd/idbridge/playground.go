@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"gopkg.in/yaml.v3"
 
@@ -31,7 +30,7 @@ func playgroundOptions(cfg *configs.Config, path string) *playground.Options {
 			data := configs.Demo
 			if path != "" {
 				var err error
-				if data, err = os.ReadFile(path); err != nil {
+				if data, err = configs.ReadFileLimited(path, configs.MaxFileBytes); err != nil {
 					return ""
 				}
 			}

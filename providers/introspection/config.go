@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -231,7 +230,7 @@ func loadSigner(configFile, path string) (crypto.Signer, error) {
 	if !filepath.IsAbs(path) && configFile != "" {
 		path = filepath.Join(filepath.Dir(configFile), path)
 	}
-	data, err := os.ReadFile(path)
+	data, err := configs.ReadFileLimited(path, 1<<20)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the key file: %w", err)
 	}

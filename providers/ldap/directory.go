@@ -11,7 +11,6 @@ import (
 	"math"
 	"net"
 	"net/url"
-	"os"
 	"sort"
 	"sync"
 	"time"
@@ -665,7 +664,7 @@ func newDirectory(name string, cfg *DirectoryConfig, errf func(key, format strin
 
 	d.tls = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // operator's explicit choice, warned about at start
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		pem, err := configs.ReadFileLimited(cfg.CAFile, 1<<20)
 		if err != nil {
 			bad("ca_file", "%v", err)
 		} else {

@@ -878,3 +878,14 @@ func TestMergeKeys(t *testing.T) {
 	_, errs = Parse("c.yaml", []byte("server: &s {<<: *s}\n"+base), env())
 	sameErrors(t, errs.Fatal(), []string{`c.yaml:1: server: a merge (<<) refers to the mapping that contains it`})
 }
+
+// TestCacheMaxBytesWarning: a byte budget below 1 MiB is allowed but said to cache little.
+func TestCacheMaxBytesWarning(t *testing.T) {
+	_, errs := Parse("c.yaml", []byte("cache:\n  max_bytes: 1000\n"+base), env())
+	sameErrors(t, errs.Warnings(), []string{`c.yaml:2: cache.max_bytes: warning: is below 1 MiB: a document larger than 1/16 of it (62 bytes) is never cached, and few fit at all`})
+	_, errs = Parse("c.yaml", []byte("cache:\n  max_bytes: 1048576\n"+base), env())
+	sameErrors(t, errs.Warnings(), nil)
+	if _, errs = Parse("c.yaml", []byte("cache:\n  max_bytes: -1\n"+base), env()); !strings.Contains(errs.Error(), "cache.max_bytes: must not be negative") {
+		t.Errorf("negative max_bytes: %v", errs)
+	}
+}

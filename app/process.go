@@ -308,6 +308,7 @@ func Reload(ctx context.Context, path string, reg providers.Registry, logger *sl
 		return false
 	}
 	old := srv.Current()
+	adoptState(old, rt)
 	if lost := lostProviders(ctx, old, rt); len(lost) > 0 {
 		// A file that parses can still name a jwks_uri that does not answer: swapping it
 		// in would turn a serving provider into one that refuses every token (503), on
@@ -331,6 +332,25 @@ func Reload(ctx context.Context, path string, reg providers.Registry, logger *sl
 	}
 	logger.Info("config reloaded", "providers", len(plan.Instances))
 	return true
+}
+
+// adoptState lets each provider of next that replaces an unchanged one of old (same name
+// and fingerprint) start from its state (providers.StateAdopter): a reload during an IdP
+// outage keeps the keys the running provider has.
+func adoptState(old, next *server.Runtime) {
+	if old == nil || old.Bridge == nil || next.Bridge == nil {
+		return
+	}
+	running := map[string]*providers.Instance{}
+	for _, in := range old.Bridge.Chain().Instances() {
+		running[in.Name+"\x00"+in.Fingerprint] = in
+	}
+	for _, in := range next.Bridge.Chain().Instances() {
+		a, ok := in.Provider.(providers.StateAdopter)
+		if prev := running[in.Name+"\x00"+in.Fingerprint]; ok && prev != nil {
+			a.AdoptState(prev.Provider)
+		}
+	}
 }
 
 // lostProviders names each provider that is ready in the running runtime and not in its

@@ -108,6 +108,15 @@ type HealthChecker interface {
 	Health(ctx context.Context) Health
 }
 
+// StateAdopter is implemented by providers that can start from the state of the one they
+// replace on a reload, when both have the same name and configuration (Instance.
+// Fingerprint). AdoptState reports whether it took anything. A jwt provider whose IdP
+// does not answer at the reload keeps the running provider's keys, so that a mapping
+// edit made during an IdP outage neither fails nor takes the keys away.
+type StateAdopter interface {
+	AdoptState(from Provider) bool
+}
+
 // UserinfoSource is implemented by providers that learn a userinfo endpoint through OIDC
 // discovery, so that a userinfo enrichment step without an explicit endpoint can use it.
 type UserinfoSource interface {

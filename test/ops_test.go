@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -705,4 +706,48 @@ func TestReloadRefusedWhenProvidersWouldNotBeReady(t *testing.T) {
 	br.hup()
 	waitLog(t, br, `"msg":"config reloaded"`)
 	ok("after a good reload")
+}
+
+// TestReloadDuringIdPOutageKeepsKeys: while the IdP's key endpoint is down, a reload that
+// leaves the provider unchanged (here: one more allowed domain) is accepted, and the new
+// config keeps the running provider's keys, so tokens are still verified. A fresh
+// provider would have had no keys (every token 503), and the readiness guard would have
+// refused every reload for as long as the IdP was down.
+func TestReloadDuringIdPOutageKeepsKeys(t *testing.T) {
+	is := newIssuer(t)
+	var down atomic.Bool
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		resp, err := http.Get(is.URL() + demoissuer.JWKSPath)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", "application/json")
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(keys.Close)
+	cfg := jwtConfig(is.URL(), "    jwks_uri: "+keys.URL+"/keys\n")
+	br := startBridge(t, cfg)
+	url := br.URL + "/v1/user-detail"
+	if r := do(t, "GET", url, nil, bearer(mint(t, is, nil))); r.Status != 200 {
+		t.Fatalf("before the outage: %d %s", r.Status, r.Body)
+	}
+	down.Store(true)
+	br.rewrite(strings.Replace(cfg, "allowed_domains: [example.com]", "allowed_domains: [example.com, example.org]", 1))
+	br.hup()
+	waitLog(t, br, `"msg":"config reloaded"`)
+	if !strings.Contains(br.Logs(), "keeping the running provider's keys") {
+		t.Error("no log line says the running keys were kept")
+	}
+	if r := do(t, "GET", url, nil, bearer(mint(t, is, map[string]any{"email": "carol@example.org"}))); r.Status != 200 || !strings.Contains(r.Body, "carol@example.org") {
+		t.Fatalf("after the reload, IdP still down: %d %s", r.Status, r.Body)
+	}
+	if r := do(t, "GET", br.Admin+"/readyz", nil); r.Status != 200 || !strings.Contains(r.Body, "key refresh failing") {
+		t.Errorf("readyz during the outage: %d %s", r.Status, r.Body)
+	}
 }

@@ -88,6 +88,37 @@ func (p *Provider) Health(ctx context.Context) providers.Health {
 	return h
 }
 
+// AdoptState takes the key set of from, the provider this one replaces on a reload with
+// the same configuration, when this one could not load its own (its IdP did not answer
+// at the reload). The failed load stays recorded: the keys are reported as stale in
+// /readyz, an unknown kid is "try again" (503) rather than invalid, and the refresher
+// keeps fetching until the IdP answers. It implements providers.StateAdopter.
+func (p *Provider) AdoptState(from providers.Provider) bool {
+	prev, ok := from.(*Provider)
+	if !ok || prev == p || p.keys.Load() != nil {
+		return false
+	}
+	ks := prev.keys.Load()
+	if ks == nil {
+		return false
+	}
+	// keySet is immutable once loaded: the two providers may share it. The CAS loses to
+	// this provider's refresher if that has just loaded a set of its own.
+	if !p.keys.CompareAndSwap(nil, ks) {
+		return false
+	}
+	prev.stateMu.Lock()
+	lastOK, skipped := prev.lastOK, prev.lastSkipped
+	prev.stateMu.Unlock()
+	p.stateMu.Lock()
+	if p.lastOK.IsZero() {
+		p.lastOK, p.lastSkipped = lastOK, skipped
+	}
+	p.stateMu.Unlock()
+	p.log.Warn("jwt: keeping the running provider's keys; this reload could not load them", "provider", p.name)
+	return true
+}
+
 // SkippedKeys returns the keys of the last key set loaded that this provider cannot use,
 // with their reasons (also logged once per load and shown in /readyz).
 func (p *Provider) SkippedKeys() []SkippedKey {

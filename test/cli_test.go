@@ -75,6 +75,12 @@ func TestExitCodes(t *testing.T) {
 	os.WriteFile(doc, []byte(`{"email":"a@example.com","email_verified":true}`), 0o600)
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("providers: []\n"), 0o600)
+	jwksFile := func(name, path string) string {
+		f := filepath.Join(dir, name)
+		os.WriteFile(f, []byte("providers:\n  - {name: corp, type: jwt, issuer: 'https://idp.example.com', jwks_file: '"+path+"', audiences: [idbridge]}\nmapping:\n  email: [{path: email, when: {path: email_verified, equals: true}}]\n"), 0o600)
+		return f
+	}
+	jwksDir, jwksZero := jwksFile("jwks-dir.yaml", dir), jwksFile("jwks-zero.yaml", "/dev/zero")
 	zeroCA := filepath.Join(dir, "zero-ca.yaml")
 	os.WriteFile(zeroCA, []byte("outbound: {ca_file: /dev/zero}\n"+mustRead(t, cfg)), 0o600)
 	for _, tc := range []struct {
@@ -101,6 +107,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"check", "--config", "/dev/zero"}, 2, "cannot read the configuration: larger than 4 MiB"},
 		{[]string{"serve", "--config", "/dev/zero"}, 2, "cannot read the configuration: larger than 4 MiB"},
 		{[]string{"check", "--config", zeroCA}, 2, "outbound.ca_file: read /dev/zero: larger than 4 MiB"},
+		// A jwks_file that can never be a key set is an error now, not at the first token.
+		{[]string{"check", "--config", jwksDir}, 2, "providers[0].jwks_file: read " + dir + ": is a directory"},
+		{[]string{"check", "--strict", "--config", jwksZero}, 2, "providers[0].jwks_file: read /dev/zero: larger than 1 MiB"},
 		{[]string{"map", "--config", cfg, "--input", doc}, 0, ""},
 		{[]string{"map", "--config", cfg, "--input", doc, "x"}, 2, "unexpected argument"},
 		{[]string{"map", "--config", cfg}, 2, "--input FILE|- is required"},

@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net/http"
@@ -90,12 +91,16 @@ func New(sec *configs.ProviderSection, deps providers.Deps) (providers.Instance,
 		return providers.Instance{}, err
 	}
 	// A jwks_file is local: a set it could never use is a configuration error, which
-	// `idbridge check` reports too (reading a file touches no network). A file that
-	// cannot be read yet (mounted later, say) is left to Start and the refresher.
+	// `idbridge check` reports too (reading a file touches no network). A file that is
+	// not there yet, or not readable by this user (mounted later, say, or checked as
+	// another user), is left to Start and the refresher; one that can never be a key set
+	// (a directory, a device, a file over 1 MiB) is an error now.
 	if data, err := configs.ReadFileLimited(s.cfg.JWKSFile, maxFetchBytes); err == nil {
 		if _, err := parseKeySet(data, isPEM(data)); err != nil {
 			return providers.Instance{}, configs.Errors{sec.Errorf("jwks_file", "%v", err)}
 		}
+	} else if s.cfg.JWKSFile != "" && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) {
+		return providers.Instance{}, configs.Errors{sec.Errorf("jwks_file", "%v", err)}
 	}
 	p := newProvider(sec.Name, s, deps)
 	return providers.Instance{

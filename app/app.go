@@ -14,7 +14,6 @@ package app
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +28,7 @@ import (
 	"github.com/idbridge/idbridge/mapping"
 	"github.com/idbridge/idbridge/outbound"
 	"github.com/idbridge/idbridge/providers"
+	"github.com/idbridge/idbridge/server"
 	"github.com/idbridge/idbridge/spotnana"
 )
 
@@ -365,7 +365,8 @@ func NewLogger(cfg configs.Log, w io.Writer) *slog.Logger {
 }
 
 // CheckListener reports what would stop serve once it has started: the main listener's
-// certificate and key (server.tls) that cannot be read, or do not parse or match. serve,
+// certificate and key (server.tls) that cannot be read, or do not parse or match, read
+// by server.LoadKeyPair as serve reads them. serve,
 // check and a reload ask it; the one-shot commands (resolve, exchange) listen on nothing
 // and do not. An unreadable file is reported at its own key, so that check without
 // --strict (strict false) excuses one that is only absent here, and takes one this user
@@ -376,24 +377,29 @@ func CheckListener(cfg *configs.Config, strict bool) configs.Errors {
 	if t.CertFile == "" || t.KeyFile == "" || cfg.Reported("server.tls") || cfg.Unresolved("server.tls") {
 		return nil
 	}
+	_, err := server.LoadKeyPair(t.CertFile, t.KeyFile)
+	if err == nil {
+		return nil
+	}
+	// A read failure is one *outbound.FileError per file (errors.Join when both fail).
+	all := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		all = j.Unwrap()
+	}
 	var errs configs.Errors
-	var pems [2][]byte
-	for i, f := range []struct{ key, path string }{{"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
-		data, err := configs.ReadFileLimited(f.path, 1<<20)
-		if err != nil {
-			e := &configs.Error{File: cfg.File, Line: 1, Path: "server.tls." + f.key, Msg: err.Error()}
-			if !strict && errors.Is(err, fs.ErrPermission) {
-				e.Warning = true
-				e.Msg += " (this user may not read it here; check --strict and serve require it)"
-			}
-			errs = append(errs, e)
+	for _, e := range all {
+		fe := (*outbound.FileError)(nil)
+		if !errors.As(e, &fe) {
+			continue
 		}
-		pems[i] = data
+		ce := &configs.Error{File: cfg.File, Line: 1, Path: "server.tls." + fe.Key, Msg: fe.Err.Error()}
+		if !strict && errors.Is(fe.Err, fs.ErrPermission) {
+			ce.Warning = true
+			ce.Msg += " (this user may not read it here; check --strict and serve require it)"
+		}
+		errs = append(errs, ce)
 	}
-	if len(errs) > 0 {
-		return errs
-	}
-	if _, err := tls.X509KeyPair(pems[0], pems[1]); err != nil {
+	if len(errs) == 0 {
 		errs = append(errs, &configs.Error{File: cfg.File, Line: 1, Path: "server.tls", Msg: "cert_file and key_file are not a usable certificate and key: " + err.Error()})
 	}
 	return errs

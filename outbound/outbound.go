@@ -107,7 +107,8 @@ func (t refuseRedirects) CloseIdleConnections() {
 const maxPEMBytes = 4 << 20
 
 // FileError says which key's file could not be used: "ca_file", "client_cert_file" or
-// "client_key_file". Err never carries a key's content.
+// "client_key_file" here, "cert_file" or "key_file" for the listener's (server.
+// LoadKeyPair). Err never carries a key's content.
 type FileError struct {
 	Key string
 	Err error

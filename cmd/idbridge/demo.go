@@ -75,10 +75,11 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 // loopbackOnly refuses any address but a loopback one: the demo's issuer signs whatever
 // it is asked to, and must never be reachable from another machine.
 func loopbackOnly(addr string) error {
-	if _, _, err := net.SplitHostPort(addr); err != nil {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
 		return err
 	}
-	if !loopback.HostPort(addr) {
+	if !loopback.Host(host) {
 		return fmt.Errorf("%q is not a loopback address", addr)
 	}
 	return nil

@@ -65,18 +65,17 @@ var (
 // verifyPKCS1v15 checks sig over input for alg "RS256", "RS384" or "RS512"; ok is false
 // for any other alg, which the caller must then verify another way.
 func (k *rsaKey) verifyPKCS1v15(alg string, input, sig []byte) (ok bool, err error) {
-	var sum [sha512.Size]byte
 	var digest, prefix []byte
 	switch alg {
 	case "RS256":
 		s := sha256.Sum256(input)
-		digest, prefix = append(sum[:0], s[:]...), prefixSHA256
+		digest, prefix = s[:], prefixSHA256
 	case "RS384":
 		s := sha512.Sum384(input)
-		digest, prefix = append(sum[:0], s[:]...), prefixSHA384
+		digest, prefix = s[:], prefixSHA384
 	case "RS512":
 		s := sha512.Sum512(input)
-		digest, prefix = append(sum[:0], s[:]...), prefixSHA512
+		digest, prefix = s[:], prefixSHA512
 	default:
 		return false, nil
 	}
